@@ -1,0 +1,260 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/identityd/identityd/db"
+	"github.com/identityd/identityd/schemas"
+)
+
+// Config is the whole configuration: one YAML file, every key overridable by
+// an environment variable named after its path (serve.address → SERVE_ADDRESS).
+type Config struct {
+	DSN      string         `yaml:"dsn"`
+	Serve    ServeConfig    `yaml:"serve"`
+	Identity IdentityConfig `yaml:"identity"`
+	Admin    AdminConfig    `yaml:"admin"`
+	Session  SessionConfig  `yaml:"session"`
+	Log      LogConfig      `yaml:"log"`
+}
+
+// ServeConfig is the HTTP server.
+type ServeConfig struct {
+	Address string `yaml:"address"`
+	// Introspection lets clients (and the playground) read the schema.
+	Introspection bool `yaml:"introspection"`
+	// MaxBodyBytes caps a request body; an import of 1,000 identities fits.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxDepth and MaxComplexity bound the work one query can ask for.
+	MaxDepth      int `yaml:"max_depth"`
+	MaxComplexity int `yaml:"max_complexity"`
+	// ShutdownTimeout is how long in-flight requests may finish on SIGTERM.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// IdentityConfig is the identity schemas.
+type IdentityConfig struct {
+	DefaultSchemaID string           `yaml:"default_schema_id"`
+	Schemas         []schemas.Source `yaml:"schemas"`
+}
+
+// AdminConfig is who may use the admin API.
+type AdminConfig struct {
+	APIKeys []string `yaml:"api_keys"`
+}
+
+// SessionConfig is sessions.
+type SessionConfig struct {
+	Lifespan Duration `yaml:"lifespan"`
+}
+
+// LogConfig is logging.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Duration is a time.Duration written as Go writes it ("24h", "90m").
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	return d.set(s)
+}
+
+func (d *Duration) set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (for example 24h or 90m)", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// defaultConfig is what `go run .` runs with when nothing is configured.
+func defaultConfig() Config {
+	return Config{
+		DSN: "sqlite://./data/identity.db",
+		Serve: ServeConfig{
+			Address:         "127.0.0.1:4455",
+			Introspection:   true,
+			MaxBodyBytes:    8 << 20,
+			MaxDepth:        12,
+			MaxComplexity:   5000,
+			ShutdownTimeout: Duration(15 * time.Second),
+		},
+		Identity: IdentityConfig{
+			DefaultSchemaID: "default",
+			Schemas:         []schemas.Source{{ID: "default", URL: "preset://email"}},
+		},
+		Session: SessionConfig{Lifespan: Duration(24 * time.Hour)},
+		Log:     LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// loadConfig reads the YAML file at path (none when empty), then applies the
+// environment, then checks the result. Every error names the key at fault.
+func loadConfig(path string, getenv func(string) string) (Config, error) {
+	cfg := defaultConfig()
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		defer f.Close()
+		dec := yaml.NewDecoder(f)
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(reflect.ValueOf(&cfg).Elem(), nil, getenv); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.validate()
+}
+
+// applyEnv walks the config by its yaml keys and sets each leaf whose
+// environment variable is set. Lists and objects are JSON; a list of strings
+// may also be comma-separated (ADMIN_API_KEYS=a,b).
+func applyEnv(v reflect.Value, path []string, getenv func(string) string) error {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if key == "" || key == "-" {
+			continue
+		}
+		p := append(path[:len(path):len(path)], key)
+		fv := v.Field(i)
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(Duration(0)) {
+			if err := applyEnv(fv, p, getenv); err != nil {
+				return err
+			}
+			continue
+		}
+		name := strings.ToUpper(strings.Join(p, "_"))
+		raw := getenv(name)
+		if raw == "" {
+			continue
+		}
+		if err := setFromEnv(fv, raw); err != nil {
+			return fmt.Errorf("config: %s (env %s): %w", strings.Join(p, "."), name, err)
+		}
+	}
+	return nil
+}
+
+func setFromEnv(fv reflect.Value, raw string) error {
+	switch fv.Interface().(type) {
+	case Duration:
+		var d Duration
+		if err := d.set(raw); err != nil {
+			return err
+		}
+		fv.Set(reflect.ValueOf(d))
+		return nil
+	case []string:
+		if !strings.HasPrefix(strings.TrimSpace(raw), "[") {
+			var list []string
+			for _, s := range strings.Split(raw, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					list = append(list, s)
+				}
+			}
+			fv.Set(reflect.ValueOf(list))
+			return nil
+		}
+	}
+	switch fv.Kind() {
+	case reflect.String:
+		fv.SetString(raw)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("%q is not a boolean", raw)
+		}
+		fv.SetBool(b)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", raw)
+		}
+		fv.SetInt(n)
+	default:
+		ptr := reflect.New(fv.Type())
+		dec := json.NewDecoder(strings.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(ptr.Interface()); err != nil {
+			return fmt.Errorf("not valid JSON for this key: %w", err)
+		}
+		fv.Set(ptr.Elem())
+	}
+	return nil
+}
+
+// validate checks what can be checked without opening anything.
+func (c Config) validate() error {
+	if _, err := db.ParseDSN(c.DSN); err != nil {
+		return fmt.Errorf("config: dsn: %w", err)
+	}
+	if _, _, err := net.SplitHostPort(c.Serve.Address); err != nil {
+		return fmt.Errorf("config: serve.address: %q is not host:port: %w", c.Serve.Address, err)
+	}
+	if c.Serve.MaxBodyBytes < 1024 {
+		return fmt.Errorf("config: serve.max_body_bytes: %d is too small (at least 1024)", c.Serve.MaxBodyBytes)
+	}
+	if c.Serve.MaxDepth < 1 {
+		return fmt.Errorf("config: serve.max_depth: must be at least 1")
+	}
+	if c.Serve.MaxComplexity < 1 {
+		return fmt.Errorf("config: serve.max_complexity: must be at least 1")
+	}
+	if c.Session.Lifespan <= 0 {
+		return fmt.Errorf("config: session.lifespan: must be positive")
+	}
+	if len(c.Identity.Schemas) == 0 {
+		return fmt.Errorf("config: identity.schemas: at least one schema is needed")
+	}
+	found := false
+	for i, s := range c.Identity.Schemas {
+		if s.ID == "" || s.URL == "" {
+			return fmt.Errorf("config: identity.schemas[%d]: both id and url are required", i)
+		}
+		found = found || s.ID == c.Identity.DefaultSchemaID
+	}
+	if !found {
+		return fmt.Errorf("config: identity.default_schema_id: %q is not among identity.schemas", c.Identity.DefaultSchemaID)
+	}
+	for i, k := range c.Admin.APIKeys {
+		if len(k) < 16 {
+			return fmt.Errorf("config: admin.api_keys[%d]: too short (at least 16 characters)", i)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fmt.Errorf("config: log.format: %q is not text or json", c.Log.Format)
+	}
+	return nil
+}

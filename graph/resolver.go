@@ -1,0 +1,15 @@
+// Package graph is the GraphQL transport: the schema (*.graphqls), thin
+// resolvers that call the services, the @access directive, scalars, the error
+// presenter and the HTTP handler. It holds no business rules and never talks
+// to the database directly.
+package graph
+
+//go:generate go run github.com/99designs/gqlgen generate
+
+import "github.com/identityd/identityd/schemas"
+
+// Resolver holds the services the resolvers call. It is built once in
+// server.go and shared by every request.
+type Resolver struct {
+	Schemas *schemas.Registry
+}

@@ -1,0 +1,111 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrorCode classifies an Error. The codes are part of the public API: they
+// reach clients as UserError.code or as a top-level error's extensions.code.
+type ErrorCode string
+
+// Codes that clients see in userErrors.
+const (
+	CodeValidationFailed   ErrorCode = "VALIDATION_FAILED"
+	CodeSchemaNotFound     ErrorCode = "SCHEMA_NOT_FOUND"
+	CodeIdentifierTaken    ErrorCode = "IDENTIFIER_TAKEN"
+	CodeInvalidCredentials ErrorCode = "INVALID_CREDENTIALS"
+	CodeAccountDisabled    ErrorCode = "ACCOUNT_DISABLED"
+	CodePasswordPolicy     ErrorCode = "PASSWORD_POLICY"
+	CodeNotFound           ErrorCode = "NOT_FOUND"
+	CodeInvalidPatch       ErrorCode = "INVALID_PATCH"
+)
+
+// Codes that clients see as top-level GraphQL errors (extensions.code).
+const (
+	CodeUnauthenticated ErrorCode = "UNAUTHENTICATED"
+	CodeForbidden       ErrorCode = "FORBIDDEN"
+	CodeBadUserInput    ErrorCode = "BAD_USER_INPUT"
+	CodeUnavailable     ErrorCode = "UNAVAILABLE"
+	CodeInternal        ErrorCode = "INTERNAL_SERVER_ERROR"
+)
+
+// Error is the application's one error type. Code and Message are safe to show
+// to a client; Path is a JSON pointer into the caller's input (for example
+// "/traits/email"). Internal causes are never part of Message: wrap them with
+// fmt.Errorf and they surface only as CodeInternal, logged, never shown.
+type Error struct {
+	Code    ErrorCode
+	Message string
+	Path    string
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string {
+	if e.Path != "" {
+		return fmt.Sprintf("%s: %s (at %s)", e.Code, e.Message, e.Path)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Errorf returns an Error with a formatted, client-safe message.
+func Errorf(code ErrorCode, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// AtPath returns a copy of e that points at path.
+func (e *Error) AtPath(path string) *Error {
+	c := *e
+	c.Path = path
+	return &c
+}
+
+// Errors is several application errors reported together, for example every
+// schema violation of one input. It is never empty when returned as an error.
+type Errors []*Error
+
+// Error implements the error interface.
+func (es Errors) Error() string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Unwrap lets errors.As and errors.Is see each error.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// ErrorCodeOf returns the code of the first application error in err's chain,
+// or CodeInternal when there is none (an unexpected failure).
+func ErrorCodeOf(err error) ErrorCode {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// UserErrors returns the application errors in err, or nil when err holds
+// none: an internal failure is not a user error and must be handled as such.
+func UserErrors(err error) []*Error {
+	var es Errors
+	if errors.As(err, &es) {
+		return es
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return []*Error{e}
+	}
+	return nil
+}

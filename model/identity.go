@@ -1,0 +1,92 @@
+package model
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// DB values of IdentityState, as Kratos writes them in JSON ("active",
+// "inactive"); the GraphQL enum is upper case.
+const (
+	StateActiveJSON   = "active"
+	StateInactiveJSON = "inactive"
+)
+
+// Identity is a person, service or device that signs up or authenticates. It
+// carries no secret: password hashes live only in storage and are compared
+// there, so no code path can hand one to a client by mistake.
+type Identity struct {
+	ID             uuid.UUID
+	SchemaID       string
+	State          IdentityState
+	StateChangedAt *time.Time
+	// Traits are validated against the identity's schema on every write.
+	Traits JSON
+	// MetadataPublic is admin-writable and visible to the owner; nil is null.
+	MetadataPublic JSON
+	// MetadataAdmin is admin-only; the GraphQL layer guards it with @access.
+	MetadataAdmin       JSON
+	Credentials         []*Credential
+	VerifiableAddresses []*VerifiableAddress
+	RecoveryAddresses   []*RecoveryAddress
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+}
+
+// Credential is a way to sign in and the identifiers it accepts. Its secret
+// part (a hash, a TOTP seed…) is deliberately not a field.
+type Credential struct {
+	Type        CredentialType
+	Identifiers []string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// VerifiableAddress is an address (email, phone) that the identity can prove
+// it controls, derived from the schema's verification marks.
+type VerifiableAddress struct {
+	ID         uuid.UUID
+	Value      string
+	Via        string
+	Verified   bool
+	Status     string
+	VerifiedAt *time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// Verification statuses, as Kratos names them.
+const (
+	VerificationPending   = "pending"
+	VerificationSent      = "sent"
+	VerificationCompleted = "completed"
+)
+
+// RecoveryAddress is an address that can recover the account, derived from
+// the schema's recovery marks.
+type RecoveryAddress struct {
+	ID        uuid.UUID
+	Value     string
+	Via       string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Session is an authenticated session of an identity. The token that proves
+// it is not a field: storage keeps only its SHA-256 hash.
+type Session struct {
+	ID              uuid.UUID
+	IdentityID      uuid.UUID
+	Active          bool
+	IssuedAt        time.Time
+	ExpiresAt       time.Time
+	AuthenticatedAt time.Time
+	Identity        *Identity
+}
+
+// IdentitySchema is a configured identity schema as frontends see it.
+type IdentitySchema struct {
+	ID     string
+	Schema JSON
+}

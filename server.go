@@ -1,0 +1,300 @@
+// Command identityd is an identity service: identities whose traits are
+// validated against configurable JSON Schemas, public and admin metadata,
+// password credentials and sessions, all served as a GraphQL API.
+//
+//	identityd [serve] [--config FILE]
+//	identityd migrate up|down|status [--config FILE]
+//	identityd version
+//	identityd healthcheck [--url URL]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/identityd/identityd/db"
+	"github.com/identityd/identityd/graph"
+	"github.com/identityd/identityd/internal/playground"
+	"github.com/identityd/identityd/schemas"
+)
+
+// version is set at build time (-ldflags "-X main.version=…").
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// run is the whole program, testable in process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = cmdServe(ctx, args, stdout, stderr, getenv)
+	case "migrate":
+		err = cmdMigrate(ctx, args, stdout, getenv)
+	case "version":
+		fmt.Fprintf(stdout, "identityd %s\n", version)
+	case "healthcheck":
+		err = cmdHealthcheck(ctx, args)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
+	}
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "identityd: %v\n", err)
+		}
+		return 1
+	}
+	return 0
+}
+
+const usage = `usage:
+  identityd [serve] [--config FILE]          serve the GraphQL API
+  identityd migrate up|down|status [--config FILE]
+  identityd version
+  identityd healthcheck [--url URL]          exit 0 when the server is ready
+`
+
+// configFlag parses --config (default: env CONFIG) and loads the config.
+func configFlag(name string, args []string, getenv func(string) string) (Config, []string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	path := fs.String("config", getenv("CONFIG"), "YAML config file (env CONFIG)")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, nil, err
+	}
+	cfg, err := loadConfig(*path, getenv)
+	return cfg, fs.Args(), err
+}
+
+func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// dataDir is where local state (the SQLite file, a generated admin key) lives.
+func dataDir(dsn string) string {
+	if f, ok := strings.CutPrefix(dsn, "sqlite://"); ok && f != ":memory:" {
+		return filepath.Dir(f)
+	}
+	return "data"
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	cfg, rest, err := configFlag("serve", args, getenv)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("serve: unexpected arguments %q", rest)
+	}
+	log := newLogger(cfg.Log, stderr)
+
+	registry, err := schemas.NewRegistry(ctx, cfg.Identity.DefaultSchemaID, cfg.Identity.Schemas, schemas.Options{})
+	if err != nil {
+		return err
+	}
+	keys, generated, err := resolveAdminKeys(cfg.Admin.APIKeys, cfg.Serve.Address, dataDir(cfg.DSN))
+	if err != nil {
+		return err
+	}
+
+	store, err := db.Open(ctx, cfg.DSN)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if store.Kind() == db.SQLite {
+		// The embedded database is the service's own: keep it current.
+		applied, err := store.MigrateUp(ctx)
+		if err != nil {
+			return err
+		}
+		if len(applied) > 0 {
+			log.Info("database migrated", "applied", applied)
+		}
+	} else if err := store.CheckMigrated(ctx); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Serve.Address)
+	if err != nil {
+		return fmt.Errorf("serve.address: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           newMux(cfg, store, registry, keys, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	base := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "identityd %s listening on %s (database: %s)\n", version, base, db.RedactDSN(cfg.DSN))
+	fmt.Fprintf(stdout, "  GraphQL playground: %s/\n  GraphQL endpoint:   %s/graphql\n", base, base)
+	if generated {
+		fmt.Fprintf(stdout, "  Act as admin: add this header in the playground's Headers tab (key kept in %s):\n    {\"Authorization\": \"Bearer %s\"}\n",
+			filepath.Join(dataDir(cfg.DSN), adminKeyFile), keys[0])
+	} else {
+		fmt.Fprintf(stdout, "  Act as admin: send \"Authorization: Bearer <one of admin.api_keys>\"\n")
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Serve.ShutdownTimeout))
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// newMux wires the HTTP surface: /graphql, the playground at /, /health/*.
+func newMux(cfg Config, store *db.DB, registry *schemas.Registry, adminKeys []string, log *slog.Logger) http.Handler {
+	resolver := &graph.Resolver{Schemas: registry}
+	gql := graph.NewHandler(resolver, graph.HandlerConfig{
+		Introspection: cfg.Serve.Introspection,
+		MaxBodyBytes:  cfg.Serve.MaxBodyBytes,
+		MaxDepth:      cfg.Serve.MaxDepth,
+		MaxComplexity: cfg.Serve.MaxComplexity,
+		Logger:        log,
+	})
+	auth := graph.NewAuth(adminKeys, nil)
+
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", auth.Middleware(gql))
+	mux.Handle("/", playground.Handler("/graphql"))
+	mux.HandleFunc("GET /health/alive", func(w http.ResponseWriter, _ *http.Request) {
+		writeHealth(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("GET /health/ready", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := store.Ping(ctx); err != nil {
+			log.Warn("not ready: database unreachable", "request_id", graph.RequestID(r.Context()), "error", err)
+			writeHealth(w, http.StatusServiceUnavailable, "database unreachable")
+			return
+		}
+		writeHealth(w, http.StatusOK, "ok")
+	})
+	return graph.WithRequestID(mux)
+}
+
+func writeHealth(w http.ResponseWriter, code int, status string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "{\"status\":%q}\n", status)
+}
+
+func cmdMigrate(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return errors.New("migrate: say up, down or status")
+	}
+	dir := args[0]
+	cfg, rest, err := configFlag("migrate", args[1:], getenv)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("migrate: unexpected arguments %q", rest)
+	}
+	store, err := db.Open(ctx, cfg.DSN)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	switch dir {
+	case "up":
+		applied, err := store.MigrateUp(ctx)
+		if err != nil {
+			return err
+		}
+		if len(applied) == 0 {
+			fmt.Fprintln(stdout, "database is up to date")
+		}
+		for _, n := range applied {
+			fmt.Fprintf(stdout, "applied %s\n", n)
+		}
+	case "down":
+		rolled, err := store.MigrateDown(ctx)
+		if err != nil {
+			return err
+		}
+		if len(rolled) == 0 {
+			fmt.Fprintln(stdout, "nothing to roll back")
+		}
+		for _, n := range rolled {
+			fmt.Fprintf(stdout, "rolled back %s\n", n)
+		}
+	case "status":
+		ms, err := store.Migrations(ctx)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			state := "pending"
+			if m.Applied {
+				state = "applied"
+			}
+			fmt.Fprintf(stdout, "%-8s %s\n", state, m.Name)
+		}
+	default:
+		return fmt.Errorf("migrate: unknown direction %q: say up, down or status", dir)
+	}
+	return nil
+}
+
+func cmdHealthcheck(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	url := fs.String("url", "http://127.0.0.1:4455/health/ready", "readiness URL")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %s", *url, resp.Status)
+	}
+	return nil
+}
