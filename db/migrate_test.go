@@ -67,4 +67,3 @@ func TestMigrationsFromZero(t *testing.T) {
 		}
 	})
 }
-

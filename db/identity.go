@@ -1,0 +1,597 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/identityd/identityd/model"
+)
+
+// Credential types as stored (Kratos's names).
+const (
+	CredentialPassword = "password"
+	CredentialOIDC     = "oidc"
+)
+
+// IdentityWrite is everything stored for one identity, worked out by the
+// identity service: the identity's own fields and what its schema derives
+// from its traits.
+type IdentityWrite struct {
+	// Identity carries the identity's own fields; its Credentials and
+	// addresses are ignored (they come from the fields below).
+	Identity *model.Identity
+	// Identifiers are every credential identifier, normalised.
+	Identifiers []Identifier
+	// Password replaces the password hash when not nil.
+	Password *PasswordSecret
+	// OIDC replaces the OIDC providers when not nil.
+	OIDC                []OIDCProvider
+	VerifiableAddresses []Address
+	RecoveryAddresses   []Address
+}
+
+// Identifier is one normalised credential identifier and the input path it
+// came from (for IDENTIFIER_TAKEN).
+type Identifier struct{ Type, Value, Path string }
+
+// Address is one verifiable or recovery address and its input path.
+type Address struct{ Via, Value, Path string }
+
+// PasswordSecret is a password hash in one of the formats internal/password
+// recognises. It only ever travels from the service into storage and back to
+// be compared: no model type can hold it.
+type PasswordSecret struct{ Hash string }
+
+// OIDCProvider links an identity to an account at an OpenID Connect provider.
+type OIDCProvider struct {
+	Provider string `json:"provider"`
+	Subject  string `json:"subject"`
+}
+
+type identityRow struct {
+	bun.BaseModel `bun:"table:identities"`
+
+	ID             uuid.UUID  `bun:"id,pk"`
+	SchemaID       string     `bun:"schema_id"`
+	State          string     `bun:"state"`
+	StateChangedAt *time.Time `bun:"state_changed_at"`
+	Traits         rawJSON    `bun:"traits"`
+	MetadataPublic rawJSON    `bun:"metadata_public"`
+	MetadataAdmin  rawJSON    `bun:"metadata_admin"`
+	CreatedAt      time.Time  `bun:"created_at"`
+	UpdatedAt      time.Time  `bun:"updated_at"`
+}
+
+type credentialRow struct {
+	bun.BaseModel `bun:"table:identity_credentials"`
+
+	ID         uuid.UUID `bun:"id,pk"`
+	IdentityID uuid.UUID `bun:"identity_id"`
+	Type       string    `bun:"type"`
+	Config     rawJSON   `bun:"config"`
+	Version    int       `bun:"version"`
+	CreatedAt  time.Time `bun:"created_at"`
+	UpdatedAt  time.Time `bun:"updated_at"`
+}
+
+type identifierRow struct {
+	bun.BaseModel `bun:"table:identity_credential_identifiers"`
+
+	ID           uuid.UUID `bun:"id,pk"`
+	IdentityID   uuid.UUID `bun:"identity_id"`
+	CredentialID uuid.UUID `bun:"credential_id"`
+	Type         string    `bun:"type"`
+	Identifier   string    `bun:"identifier"`
+	CreatedAt    time.Time `bun:"created_at"`
+	UpdatedAt    time.Time `bun:"updated_at"`
+}
+
+type verifiableAddressRow struct {
+	bun.BaseModel `bun:"table:identity_verifiable_addresses"`
+
+	ID         uuid.UUID  `bun:"id,pk"`
+	IdentityID uuid.UUID  `bun:"identity_id"`
+	Via        string     `bun:"via"`
+	Value      string     `bun:"value"`
+	Verified   bool       `bun:"verified"`
+	Status     string     `bun:"status"`
+	VerifiedAt *time.Time `bun:"verified_at"`
+	CreatedAt  time.Time  `bun:"created_at"`
+	UpdatedAt  time.Time  `bun:"updated_at"`
+}
+
+type recoveryAddressRow struct {
+	bun.BaseModel `bun:"table:identity_recovery_addresses"`
+
+	ID         uuid.UUID `bun:"id,pk"`
+	IdentityID uuid.UUID `bun:"identity_id"`
+	Via        string    `bun:"via"`
+	Value      string    `bun:"value"`
+	CreatedAt  time.Time `bun:"created_at"`
+	UpdatedAt  time.Time `bun:"updated_at"`
+}
+
+// stateToDB and stateFromDB translate the GraphQL enum to Kratos's words.
+func stateToDB(s model.IdentityState) string {
+	if s == model.IdentityStateInactive {
+		return model.StateInactiveJSON
+	}
+	return model.StateActiveJSON
+}
+
+func stateFromDB(s string) model.IdentityState {
+	if s == model.StateInactiveJSON {
+		return model.IdentityStateInactive
+	}
+	return model.IdentityStateActive
+}
+
+func newIdentityRow(i *model.Identity) *identityRow {
+	return &identityRow{
+		ID:             i.ID,
+		SchemaID:       i.SchemaID,
+		State:          stateToDB(i.State),
+		StateChangedAt: utcPtr(i.StateChangedAt),
+		Traits:         rawJSON(i.Traits),
+		MetadataPublic: nullJSON(i.MetadataPublic),
+		MetadataAdmin:  nullJSON(i.MetadataAdmin),
+		CreatedAt:      i.CreatedAt.UTC(),
+		UpdatedAt:      i.UpdatedAt.UTC(),
+	}
+}
+
+func (r *identityRow) model() *model.Identity {
+	return &model.Identity{
+		ID:                  r.ID,
+		SchemaID:            r.SchemaID,
+		State:               stateFromDB(r.State),
+		StateChangedAt:      utcPtr(r.StateChangedAt),
+		Traits:              model.JSON(r.Traits),
+		MetadataPublic:      model.JSON(r.MetadataPublic),
+		MetadataAdmin:       model.JSON(r.MetadataAdmin),
+		CreatedAt:           r.CreatedAt.UTC(),
+		UpdatedAt:           r.UpdatedAt.UTC(),
+		Credentials:         []*model.Credential{},
+		VerifiableAddresses: []*model.VerifiableAddress{},
+		RecoveryAddresses:   []*model.RecoveryAddress{},
+	}
+}
+
+// nullJSON stores JSON null as SQL NULL, so "no metadata" has one form.
+func nullJSON(j model.JSON) rawJSON {
+	if j.IsNull() {
+		return nil
+	}
+	return rawJSON(j)
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// CreateIdentity stores a new identity with its credentials, identifiers and
+// addresses in one transaction. A taken identifier or address fails the
+// whole write with IDENTIFIER_TAKEN errors naming each taken field.
+func (db *DB) CreateIdentity(ctx context.Context, w *IdentityWrite) error {
+	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(newIdentityRow(w.Identity)).Exec(ctx); err != nil {
+			return err
+		}
+		return writeRelations(ctx, tx, w, true)
+	})
+	return db.explainWriteError(ctx, err, w)
+}
+
+// UpdateIdentity reads the identity, lets change compute its new state, and
+// writes it, all in one transaction holding the identity's row (PostgreSQL
+// locks it; SQLite's write transaction holds the database), so concurrent
+// updates cannot interleave. change sees the current identity with its
+// admin metadata and returns the write; its error aborts everything.
+func (db *DB) UpdateIdentity(ctx context.Context, id uuid.UUID, change func(cur *model.Identity) (*IdentityWrite, error)) (*model.Identity, error) {
+	var w *IdentityWrite
+	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		row := new(identityRow)
+		q := tx.NewSelect().Model(row).Where("id = ?", id)
+		if db.kind == Postgres {
+			q = q.For("UPDATE")
+		}
+		if err := q.Scan(ctx); err != nil {
+			return notFound(err, "identity")
+		}
+		cur := []*model.Identity{row.model()}
+		if err := loadRelations(ctx, tx, cur); err != nil {
+			return err
+		}
+		var err error
+		if w, err = change(cur[0]); err != nil {
+			return err
+		}
+		w.Identity.ID = id
+		if _, err := tx.NewUpdate().Model(newIdentityRow(w.Identity)).WherePK().
+			Column("schema_id", "state", "state_changed_at", "traits", "metadata_public", "metadata_admin", "updated_at").
+			Exec(ctx); err != nil {
+			return err
+		}
+		return writeRelations(ctx, tx, w, false)
+	})
+	if err != nil {
+		return nil, db.explainWriteError(ctx, err, w)
+	}
+	return db.GetIdentity(ctx, id)
+}
+
+// DeleteIdentity removes an identity; its credentials, addresses and sessions
+// go with it (ON DELETE CASCADE, in the same statement).
+func (db *DB) DeleteIdentity(ctx context.Context, id uuid.UUID) error {
+	res, err := db.bun.NewDelete().Model((*identityRow)(nil)).Where("id = ?", id).Exec(ctx)
+	if err != nil {
+		return wrap(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return model.Errorf(model.CodeNotFound, "identity %s not found", id)
+	}
+	return nil
+}
+
+// GetIdentity returns one identity with its credentials (types and
+// identifiers, never secrets) and addresses.
+func (db *DB) GetIdentity(ctx context.Context, id uuid.UUID) (*model.Identity, error) {
+	row := new(identityRow)
+	if err := db.bun.NewSelect().Model(row).Where("id = ?", id).Scan(ctx); err != nil {
+		return nil, wrap(notFound(err, "identity"))
+	}
+	out := []*model.Identity{row.model()}
+	if err := loadRelations(ctx, db.bun, out); err != nil {
+		return nil, wrap(err)
+	}
+	return out[0], nil
+}
+
+// writeRelations brings credentials, identifiers and addresses in line with
+// w. Addresses that stay keep their rows, so a verified address stays
+// verified when other traits change.
+func writeRelations(ctx context.Context, idb bun.IDB, w *IdentityWrite, isNew bool) error {
+	id := w.Identity.ID
+	now := w.Identity.UpdatedAt.UTC()
+
+	existing := map[string]*credentialRow{}
+	if !isNew {
+		var creds []*credentialRow
+		if err := idb.NewSelect().Model(&creds).Column("id", "type", "config", "version", "created_at").
+			Where("identity_id = ?", id).Scan(ctx); err != nil {
+			return err
+		}
+		for _, c := range creds {
+			existing[c.Type] = c
+		}
+		if _, err := idb.NewDelete().Model((*identifierRow)(nil)).Where("identity_id = ?", id).Exec(ctx); err != nil {
+			return err
+		}
+	}
+
+	// The credential types this identity needs: each type with an
+	// identifier, plus any secret being set.
+	configs := map[string]rawJSON{}
+	for _, ident := range w.Identifiers {
+		configs[ident.Type] = nil
+	}
+	if w.Password != nil {
+		b, _ := json.Marshal(map[string]string{"hashed_password": w.Password.Hash})
+		configs[CredentialPassword] = b
+	}
+	if w.OIDC != nil {
+		b, _ := json.Marshal(map[string]any{"providers": w.OIDC})
+		configs[CredentialOIDC] = b
+	}
+	credIDs := map[string]uuid.UUID{}
+	for typ, cfg := range configs {
+		if cur, ok := existing[typ]; ok {
+			credIDs[typ] = cur.ID
+			if cfg == nil {
+				continue
+			}
+			if _, err := idb.NewUpdate().Model((*credentialRow)(nil)).
+				Set("config = ?", cfg).Set("updated_at = ?", now).
+				Where("id = ?", cur.ID).Exec(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		if cfg == nil {
+			cfg = rawJSON("{}")
+		}
+		row := &credentialRow{ID: newID(), IdentityID: id, Type: typ, Config: cfg, CreatedAt: now, UpdatedAt: now}
+		if _, err := idb.NewInsert().Model(row).Exec(ctx); err != nil {
+			return err
+		}
+		credIDs[typ] = row.ID
+	}
+	// A credential left with neither identifiers nor a secret is dropped.
+	for typ, cur := range existing {
+		if _, needed := configs[typ]; !needed && string(cur.Config) == "{}" {
+			if _, err := idb.NewDelete().Model((*credentialRow)(nil)).Where("id = ?", cur.ID).Exec(ctx); err != nil {
+				return err
+			}
+		}
+	}
+
+	if len(w.Identifiers) > 0 {
+		rows := make([]*identifierRow, len(w.Identifiers))
+		for i, ident := range w.Identifiers {
+			rows[i] = &identifierRow{ID: newID(), IdentityID: id, CredentialID: credIDs[ident.Type],
+				Type: ident.Type, Identifier: ident.Value, CreatedAt: now, UpdatedAt: now}
+		}
+		if _, err := idb.NewInsert().Model(&rows).Exec(ctx); err != nil {
+			return err
+		}
+	}
+	if err := syncVerifiable(ctx, idb, id, w.VerifiableAddresses, now, isNew); err != nil {
+		return err
+	}
+	return syncRecovery(ctx, idb, id, w.RecoveryAddresses, now, isNew)
+}
+
+func syncVerifiable(ctx context.Context, idb bun.IDB, id uuid.UUID, want []Address, now time.Time, isNew bool) error {
+	keep := map[[2]string]bool{}
+	if !isNew {
+		var cur []*verifiableAddressRow
+		if err := idb.NewSelect().Model(&cur).Column("id", "via", "value").Where("identity_id = ?", id).Scan(ctx); err != nil {
+			return err
+		}
+		var drop []uuid.UUID
+		for _, c := range cur {
+			if slices.ContainsFunc(want, func(a Address) bool { return a.Via == c.Via && a.Value == c.Value }) {
+				keep[[2]string{c.Via, c.Value}] = true
+			} else {
+				drop = append(drop, c.ID)
+			}
+		}
+		if len(drop) > 0 {
+			if _, err := idb.NewDelete().Model((*verifiableAddressRow)(nil)).Where("id IN (?)", bun.In(drop)).Exec(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	var rows []*verifiableAddressRow
+	for _, a := range want {
+		if !keep[[2]string{a.Via, a.Value}] {
+			rows = append(rows, &verifiableAddressRow{ID: newID(), IdentityID: id, Via: a.Via, Value: a.Value,
+				Status: model.VerificationPending, CreatedAt: now, UpdatedAt: now})
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	_, err := idb.NewInsert().Model(&rows).Exec(ctx)
+	return err
+}
+
+func syncRecovery(ctx context.Context, idb bun.IDB, id uuid.UUID, want []Address, now time.Time, isNew bool) error {
+	keep := map[[2]string]bool{}
+	if !isNew {
+		var cur []*recoveryAddressRow
+		if err := idb.NewSelect().Model(&cur).Column("id", "via", "value").Where("identity_id = ?", id).Scan(ctx); err != nil {
+			return err
+		}
+		var drop []uuid.UUID
+		for _, c := range cur {
+			if slices.ContainsFunc(want, func(a Address) bool { return a.Via == c.Via && a.Value == c.Value }) {
+				keep[[2]string{c.Via, c.Value}] = true
+			} else {
+				drop = append(drop, c.ID)
+			}
+		}
+		if len(drop) > 0 {
+			if _, err := idb.NewDelete().Model((*recoveryAddressRow)(nil)).Where("id IN (?)", bun.In(drop)).Exec(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	var rows []*recoveryAddressRow
+	for _, a := range want {
+		if !keep[[2]string{a.Via, a.Value}] {
+			rows = append(rows, &recoveryAddressRow{ID: newID(), IdentityID: id, Via: a.Via, Value: a.Value, CreatedAt: now, UpdatedAt: now})
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	_, err := idb.NewInsert().Model(&rows).Exec(ctx)
+	return err
+}
+
+// loadRelations fills credentials and addresses of ids in four queries
+// whatever their number, so a page of 250 costs the same as a page of 1.
+func loadRelations(ctx context.Context, idb bun.IDB, ids []*model.Identity) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	byID := make(map[uuid.UUID]*model.Identity, len(ids))
+	keys := make([]uuid.UUID, len(ids))
+	for i, x := range ids {
+		byID[x.ID] = x
+		keys[i] = x.ID
+	}
+	// Credentials and their identifiers in one query; config (the secret)
+	// is never selected here.
+	var creds []struct {
+		ID         uuid.UUID      `bun:"id"`
+		IdentityID uuid.UUID      `bun:"identity_id"`
+		Type       string         `bun:"type"`
+		CreatedAt  time.Time      `bun:"created_at"`
+		UpdatedAt  time.Time      `bun:"updated_at"`
+		Identifier sql.NullString `bun:"identifier"`
+	}
+	if err := idb.NewSelect().TableExpr("identity_credentials AS c").
+		ColumnExpr("c.id, c.identity_id, c.type, c.created_at, c.updated_at, i.identifier").
+		Join("LEFT JOIN identity_credential_identifiers AS i ON i.credential_id = c.id").
+		Where("c.identity_id IN (?)", bun.In(keys)).
+		OrderExpr("c.identity_id, c.type, i.identifier").
+		Scan(ctx, &creds); err != nil {
+		return fmt.Errorf("load credentials: %w", err)
+	}
+	var last *model.Credential
+	var lastID uuid.UUID
+	for _, c := range creds {
+		if last == nil || lastID != c.ID {
+			last = &model.Credential{Type: credentialType(c.Type), Identifiers: []string{}, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC()}
+			lastID = c.ID
+			byID[c.IdentityID].Credentials = append(byID[c.IdentityID].Credentials, last)
+		}
+		if c.Identifier.Valid {
+			last.Identifiers = append(last.Identifiers, c.Identifier.String)
+		}
+	}
+
+	var vas []*verifiableAddressRow
+	if err := idb.NewSelect().Model(&vas).Where("identity_id IN (?)", bun.In(keys)).OrderExpr("identity_id, created_at, value").Scan(ctx); err != nil {
+		return fmt.Errorf("load verifiable addresses: %w", err)
+	}
+	for _, a := range vas {
+		byID[a.IdentityID].VerifiableAddresses = append(byID[a.IdentityID].VerifiableAddresses, &model.VerifiableAddress{
+			ID: a.ID, Value: a.Value, Via: a.Via, Verified: a.Verified, Status: a.Status,
+			VerifiedAt: utcPtr(a.VerifiedAt), CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
+		})
+	}
+	var ras []*recoveryAddressRow
+	if err := idb.NewSelect().Model(&ras).Where("identity_id IN (?)", bun.In(keys)).OrderExpr("identity_id, created_at, value").Scan(ctx); err != nil {
+		return fmt.Errorf("load recovery addresses: %w", err)
+	}
+	for _, a := range ras {
+		byID[a.IdentityID].RecoveryAddresses = append(byID[a.IdentityID].RecoveryAddresses, &model.RecoveryAddress{
+			ID: a.ID, Value: a.Value, Via: a.Via, CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
+		})
+	}
+	return nil
+}
+
+func credentialType(t string) model.CredentialType {
+	switch t {
+	case "lookup_secret":
+		return model.CredentialTypeLookupSecret
+	default:
+		return model.CredentialType(strings.ToUpper(t))
+	}
+}
+
+// explainWriteError turns a unique violation into IDENTIFIER_TAKEN errors
+// that name each taken field. The failed transaction is gone, so it looks the
+// owners up afresh; if the competing write has since vanished, the error
+// still says the identifier was taken.
+func (db *DB) explainWriteError(ctx context.Context, err error, w *IdentityWrite) error {
+	if err == nil || w == nil || !isUniqueViolation(err) {
+		return wrap(err)
+	}
+	taken, lerr := takenBy(ctx, db.bun, w)
+	if lerr != nil {
+		return wrap(lerr)
+	}
+	if len(taken) == 0 {
+		return model.Errorf(model.CodeIdentifierTaken, "an identity with the same identifier exists already")
+	}
+	return taken
+}
+
+// takenBy lists the identifiers and addresses of w that other identities
+// hold, each as an IDENTIFIER_TAKEN error at its input path.
+func takenBy(ctx context.Context, idb bun.IDB, w *IdentityWrite) (model.Errors, error) {
+	var out model.Errors
+	id := w.Identity.ID
+	for _, ident := range w.Identifiers {
+		n, err := idb.NewSelect().Model((*identifierRow)(nil)).
+			Where("type = ? AND identifier = ? AND identity_id <> ?", ident.Type, ident.Value, id).Count(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			out = append(out, &model.Error{Code: model.CodeIdentifierTaken, Path: ident.Path,
+				Message: fmt.Sprintf("an identity with this %s identifier exists already", ident.Type)})
+		}
+	}
+	check := func(table, via, value, path string) error {
+		n, err := idb.NewSelect().TableExpr(table).Where("via = ? AND value = ? AND identity_id <> ?", via, value, id).Count(ctx)
+		if err != nil {
+			return err
+		}
+		if n > 0 && !slices.ContainsFunc(out, func(e *model.Error) bool { return e.Path == path }) {
+			out = append(out, &model.Error{Code: model.CodeIdentifierTaken, Path: path,
+				Message: fmt.Sprintf("another identity uses this %s address", via)})
+		}
+		return nil
+	}
+	for _, a := range w.VerifiableAddresses {
+		if err := check("identity_verifiable_addresses", a.Via, a.Value, a.Path); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range w.RecoveryAddresses {
+		if err := check("identity_recovery_addresses", a.Via, a.Value, a.Path); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// newID makes row keys: UUIDv7, ordered by creation time.
+func newID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
+
+// CreateIdentities stores many identities in one transaction, each inside a
+// savepoint of its own: an item that fails (a taken identifier, say) is
+// rolled back alone and reported at its index, the others are kept.
+func (db *DB) CreateIdentities(ctx context.Context, ws []*IdentityWrite) ([]error, error) {
+	errs := make([]error, len(ws))
+	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		for i, w := range ws {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT import_item"); err != nil {
+				return err
+			}
+			err := func() error {
+				if _, err := tx.NewInsert().Model(newIdentityRow(w.Identity)).Exec(ctx); err != nil {
+					return err
+				}
+				return writeRelations(ctx, tx, w, true)
+			}()
+			if err == nil {
+				if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT import_item"); err != nil {
+					return err
+				}
+				continue
+			}
+			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT import_item"); rerr != nil {
+				return rerr
+			}
+			if !isUniqueViolation(err) {
+				return err
+			}
+			taken, lerr := takenBy(ctx, tx, w)
+			if lerr != nil {
+				return lerr
+			}
+			if len(taken) == 0 {
+				errs[i] = model.Errorf(model.CodeIdentifierTaken, "an identity with the same identifier exists already")
+			} else {
+				errs[i] = taken
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT import_item"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return errs, nil
+}
