@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/identityd/identityd/db"
+	"github.com/identityd/identityd/internal/password"
 	"github.com/identityd/identityd/schemas"
 )
 
@@ -26,7 +28,23 @@ type Config struct {
 	Identity IdentityConfig `yaml:"identity"`
 	Admin    AdminConfig    `yaml:"admin"`
 	Session  SessionConfig  `yaml:"session"`
+	Hashers  HashersConfig  `yaml:"hashers"`
 	Log      LogConfig      `yaml:"log"`
+}
+
+// HashersConfig is how new passwords are hashed (argon2id) and how many
+// hashes may be computed at once: each takes argon2.memory_kib of memory, so
+// the bound is what keeps a burst of logins from exhausting the machine.
+type HashersConfig struct {
+	Argon2        Argon2Config `yaml:"argon2"`
+	MaxConcurrent int          `yaml:"max_concurrent"`
+}
+
+// Argon2Config is the argon2id parameters for new hashes.
+type Argon2Config struct {
+	MemoryKiB   uint32 `yaml:"memory_kib"`
+	Iterations  uint32 `yaml:"iterations"`
+	Parallelism uint8  `yaml:"parallelism"`
 }
 
 // ServeConfig is the HTTP server.
@@ -103,7 +121,11 @@ func defaultConfig() Config {
 			Schemas:         []schemas.Source{{ID: "default", URL: "preset://email"}},
 		},
 		Session: SessionConfig{Lifespan: Duration(24 * time.Hour)},
-		Log:     LogConfig{Level: "info", Format: "text"},
+		Hashers: HashersConfig{
+			Argon2:        Argon2Config{MemoryKiB: defaultArgon2.Memory, Iterations: defaultArgon2.Iterations, Parallelism: defaultArgon2.Parallelism},
+			MaxConcurrent: runtime.NumCPU(),
+		},
+		Log: LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -196,6 +218,12 @@ func setFromEnv(fv reflect.Value, raw string) error {
 			return fmt.Errorf("%q is not an integer", raw)
 		}
 		fv.SetInt(n)
+	case reflect.Uint8, reflect.Uint32:
+		n, err := strconv.ParseUint(raw, 10, fv.Type().Bits())
+		if err != nil {
+			return fmt.Errorf("%q is not a non-negative integer that fits", raw)
+		}
+		fv.SetUint(n)
 	default:
 		ptr := reflect.New(fv.Type())
 		dec := json.NewDecoder(strings.NewReader(raw))
@@ -246,6 +274,12 @@ func (c Config) validate() error {
 			return fmt.Errorf("config: admin.api_keys[%d]: too short (at least 16 characters)", i)
 		}
 	}
+	if a := c.Hashers.Argon2; a.MemoryKiB < 8*1024 || a.Iterations < 1 || a.Parallelism < 1 {
+		return fmt.Errorf("config: hashers.argon2: memory_kib must be at least 8192, iterations and parallelism at least 1")
+	}
+	if c.Hashers.MaxConcurrent < 1 {
+		return fmt.Errorf("config: hashers.max_concurrent: must be at least 1")
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -257,4 +291,13 @@ func (c Config) validate() error {
 		return fmt.Errorf("config: log.format: %q is not text or json", c.Log.Format)
 	}
 	return nil
+}
+
+var defaultArgon2 = password.DefaultParams()
+
+// argon2Params is the hasher's view of the config.
+func (c HashersConfig) argon2Params() password.Params {
+	p := password.DefaultParams()
+	p.Memory, p.Iterations, p.Parallelism = c.Argon2.MemoryKiB, c.Argon2.Iterations, c.Argon2.Parallelism
+	return p
 }

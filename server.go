@@ -26,6 +26,8 @@ import (
 
 	"github.com/identityd/identityd/db"
 	"github.com/identityd/identityd/graph"
+	"github.com/identityd/identityd/internal/identity"
+	"github.com/identityd/identityd/internal/password"
 	"github.com/identityd/identityd/internal/playground"
 	"github.com/identityd/identityd/schemas"
 )
@@ -115,39 +117,18 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	}
 	log := newLogger(cfg.Log, stderr)
 
-	registry, err := schemas.NewRegistry(ctx, cfg.Identity.DefaultSchemaID, cfg.Identity.Schemas, schemas.Options{})
+	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	keys, generated, err := resolveAdminKeys(cfg.Admin.APIKeys, cfg.Serve.Address, dataDir(cfg.DSN))
-	if err != nil {
-		return err
-	}
-
-	store, err := db.Open(ctx, cfg.DSN)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	if store.Kind() == db.SQLite {
-		// The embedded database is the service's own: keep it current.
-		applied, err := store.MigrateUp(ctx)
-		if err != nil {
-			return err
-		}
-		if len(applied) > 0 {
-			log.Info("database migrated", "applied", applied)
-		}
-	} else if err := store.CheckMigrated(ctx); err != nil {
-		return err
-	}
+	defer a.Close()
 
 	ln, err := net.Listen("tcp", cfg.Serve.Address)
 	if err != nil {
 		return fmt.Errorf("serve.address: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           newMux(cfg, store, registry, keys, log),
+		Handler:           a.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -157,9 +138,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "identityd %s listening on %s (database: %s)\n", version, base, db.RedactDSN(cfg.DSN))
 	fmt.Fprintf(stdout, "  GraphQL playground: %s/\n  GraphQL endpoint:   %s/graphql\n", base, base)
-	if generated {
+	if a.generatedKey {
 		fmt.Fprintf(stdout, "  Act as admin: add this header in the playground's Headers tab (key kept in %s):\n    {\"Authorization\": \"Bearer %s\"}\n",
-			filepath.Join(dataDir(cfg.DSN), adminKeyFile), keys[0])
+			filepath.Join(dataDir(cfg.DSN), adminKeyFile), a.adminKeys[0])
 	} else {
 		fmt.Fprintf(stdout, "  Act as admin: send \"Authorization: Bearer <one of admin.api_keys>\"\n")
 	}
@@ -180,9 +161,47 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	return nil
 }
 
-// newMux wires the HTTP surface: /graphql, the playground at /, /health/*.
-func newMux(cfg Config, store *db.DB, registry *schemas.Registry, adminKeys []string, log *slog.Logger) http.Handler {
-	resolver := &graph.Resolver{Schemas: registry}
+// app is the wired service: the one place that constructs things.
+type app struct {
+	store        *db.DB
+	handler      http.Handler
+	adminKeys    []string
+	generatedKey bool
+}
+
+// newApp loads the schemas, resolves the admin keys, opens (and, for the
+// embedded SQLite, migrates) the database and builds the HTTP handler.
+func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
+	registry, err := schemas.NewRegistry(ctx, cfg.Identity.DefaultSchemaID, cfg.Identity.Schemas, schemas.Options{})
+	if err != nil {
+		return nil, err
+	}
+	keys, generated, err := resolveAdminKeys(cfg.Admin.APIKeys, cfg.Serve.Address, dataDir(cfg.DSN))
+	if err != nil {
+		return nil, err
+	}
+	store, err := db.Open(ctx, cfg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	if store.Kind() == db.SQLite {
+		// The embedded database is the service's own: keep it current.
+		applied, err := store.MigrateUp(ctx)
+		if err != nil {
+			_ = store.Close()
+			return nil, err
+		}
+		if len(applied) > 0 {
+			log.Info("database migrated", "applied", applied)
+		}
+	} else if err := store.CheckMigrated(ctx); err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+
+	hasher := password.NewHasher(cfg.Hashers.argon2Params(), cfg.Hashers.MaxConcurrent)
+	identities := identity.New(store, registry, hasher, password.DefaultPolicy(), time.Now)
+	resolver := &graph.Resolver{Schemas: registry, IdentityService: identities}
 	gql := graph.NewHandler(resolver, graph.HandlerConfig{
 		Introspection: cfg.Serve.Introspection,
 		MaxBodyBytes:  cfg.Serve.MaxBodyBytes,
@@ -190,7 +209,7 @@ func newMux(cfg Config, store *db.DB, registry *schemas.Registry, adminKeys []st
 		MaxComplexity: cfg.Serve.MaxComplexity,
 		Logger:        log,
 	})
-	auth := graph.NewAuth(adminKeys, nil)
+	auth := graph.NewAuth(keys, nil)
 
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", auth.Middleware(gql))
@@ -208,8 +227,11 @@ func newMux(cfg Config, store *db.DB, registry *schemas.Registry, adminKeys []st
 		}
 		writeHealth(w, http.StatusOK, "ok")
 	})
-	return graph.WithRequestID(mux)
+	return &app{store: store, handler: graph.WithRequestID(mux), adminKeys: keys, generatedKey: generated}, nil
 }
+
+// Close releases the database.
+func (a *app) Close() error { return a.store.Close() }
 
 func writeHealth(w http.ResponseWriter, code int, status string) {
 	w.Header().Set("Content-Type", "application/json")

@@ -5,8 +5,8 @@ import (
 	"fmt"
 )
 
-// rawJSON stores a JSON document as its exact bytes: JSONB on PostgreSQL
-// (numbers are NUMERIC there, so exact), TEXT on SQLite. It never passes
+// rawJSON stores a JSON document as its exact bytes: JSON on PostgreSQL
+// (kept as written), TEXT on SQLite. It never passes
 // through map[string]any, so no number is ever rounded. nil is SQL NULL.
 type rawJSON []byte
 

@@ -73,3 +73,30 @@ func recoverFunc(log *slog.Logger) graphql.RecoverFunc {
 		return fmt.Errorf("panic: %v", p)
 	}
 }
+
+// payloadErrors splits a service error for a mutation payload: problems with
+// the input become userErrors (and a nil error); anything else (no access, an
+// unavailable database, an internal failure) stays a top-level error.
+func payloadErrors(err error) ([]*model.UserError, error) {
+	if err == nil {
+		return []*model.UserError{}, nil
+	}
+	errs := model.UserErrors(err)
+	if len(errs) == 0 {
+		return nil, err
+	}
+	out := make([]*model.UserError, 0, len(errs))
+	for _, e := range errs {
+		switch e.Code {
+		case model.CodeUnauthenticated, model.CodeForbidden, model.CodeInternal, model.CodeUnavailable, model.CodeBadUserInput:
+			return nil, err
+		}
+		ue := &model.UserError{Code: string(e.Code), Message: e.Message}
+		if e.Path != "" {
+			p := e.Path
+			ue.Path = &p
+		}
+		out = append(out, ue)
+	}
+	return out, nil
+}

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -44,6 +45,13 @@ func NewHandler(r *Resolver, cfg HandlerConfig) http.Handler {
 	srv.SetRecoverFunc(recoverFunc(cfg.Logger))
 
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.ContentLength > cfg.MaxBodyBytes {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			fmt.Fprintf(w, `{"errors":[{"message":"the request body is larger than %d bytes","extensions":{"code":"BAD_USER_INPUT"}}]}`, cfg.MaxBodyBytes)
+			return
+		}
+		// A body without a length is cut off at the limit all the same.
 		req.Body = http.MaxBytesReader(w, req.Body, cfg.MaxBodyBytes)
 		srv.ServeHTTP(w, req)
 	})

@@ -6,10 +6,14 @@ package graph
 
 //go:generate go run github.com/99designs/gqlgen generate
 
-import "github.com/identityd/identityd/schemas"
+import (
+	"github.com/identityd/identityd/internal/identity"
+	"github.com/identityd/identityd/schemas"
+)
 
 // Resolver holds the services the resolvers call. It is built once in
 // server.go and shared by every request.
 type Resolver struct {
-	Schemas *schemas.Registry
+	Schemas         *schemas.Registry
+	IdentityService *identity.Service
 }

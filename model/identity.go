@@ -82,7 +82,13 @@ type Session struct {
 	IssuedAt        time.Time
 	ExpiresAt       time.Time
 	AuthenticatedAt time.Time
-	Identity        *Identity
+	// AuthenticationMethods are how the identity proved itself ("password").
+	AuthenticationMethods []string
+	// IPAddress and UserAgent are the client's at login, for the owner to
+	// recognise their sessions.
+	IPAddress string
+	UserAgent string
+	Identity  *Identity
 }
 
 // IdentitySchema is a configured identity schema as frontends see it.

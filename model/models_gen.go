@@ -7,7 +7,111 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"github.com/google/uuid"
 )
+
+type AuthPayload struct {
+	Session *Session `json:"session,omitempty"`
+	// The session token, for `Authorization: Bearer`. Shown once; only its hash is stored.
+	SessionToken *string `json:"sessionToken,omitempty"`
+	// For cookie sessions: send it as the X-CSRF-Token header with every mutation.
+	CsrfToken  *string      `json:"csrfToken,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type ChangePasswordInput struct {
+	CurrentPassword     *string `json:"currentPassword,omitempty"`
+	NewPassword         string  `json:"newPassword"`
+	RevokeOtherSessions *bool   `json:"revokeOtherSessions,omitempty"`
+}
+
+type CreateIdentityInput struct {
+	// The identity schema; the default schema when absent.
+	SchemaID *string `json:"schemaId,omitempty"`
+	Traits   JSON    `json:"traits"`
+	// ACTIVE when absent.
+	State          *IdentityState    `json:"state,omitempty"`
+	MetadataPublic JSON              `json:"metadataPublic,omitempty"`
+	MetadataAdmin  JSON              `json:"metadataAdmin,omitempty"`
+	Credentials    *CredentialsInput `json:"credentials,omitempty"`
+}
+
+type CredentialsInput struct {
+	Password *PasswordCredentialInput `json:"password,omitempty"`
+	Oidc     *OIDCCredentialInput     `json:"oidc,omitempty"`
+}
+
+type DeleteIdentityPayload struct {
+	DeletedID  *uuid.UUID   `json:"deletedId,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type IdentityConnection struct {
+	Edges    []*IdentityEdge `json:"edges"`
+	PageInfo *PageInfo       `json:"pageInfo"`
+}
+
+type IdentityEdge struct {
+	Cursor string    `json:"cursor"`
+	Node   *Identity `json:"node"`
+}
+
+// Narrows `identities`; every field given must match.
+type IdentityFilter struct {
+	// An identity that signs in with this identifier (normalised as at login: case and spacing do not matter).
+	CredentialsIdentifier *string        `json:"credentialsIdentifier,omitempty"`
+	State                 *IdentityState `json:"state,omitempty"`
+	SchemaID              *string        `json:"schemaId,omitempty"`
+	Ids                   []uuid.UUID    `json:"ids,omitempty"`
+}
+
+type IdentityPayload struct {
+	Identity   *Identity    `json:"identity,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type ImportIdentitiesPayload struct {
+	Results []*ImportIdentityResult `json:"results"`
+}
+
+type ImportIdentityResult struct {
+	// The item's position in the input.
+	Index      int          `json:"index"`
+	Identity   *Identity    `json:"identity,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+// One RFC 6902 operation: add, remove, replace, move, copy or test.
+type JSONPatchOperation struct {
+	Op    string  `json:"op"`
+	Path  string  `json:"path"`
+	Value JSON    `json:"value,omitempty"`
+	From  *string `json:"from,omitempty"`
+}
+
+type LoginInput struct {
+	Identifier string `json:"identifier"`
+	Password   string `json:"password"`
+	// Also set the session cookie (for browsers).
+	Cookie *bool `json:"cookie,omitempty"`
+}
+
+type LogoutPayload struct {
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type Mutation struct {
+}
+
+type OIDCCredentialInput struct {
+	Providers []*OIDCProviderInput `json:"providers"`
+}
+
+type OIDCProviderInput struct {
+	Provider string `json:"provider"`
+	Subject  string `json:"subject"`
+}
 
 // Relay pagination information.
 type PageInfo struct {
@@ -17,7 +121,43 @@ type PageInfo struct {
 	EndCursor       *string `json:"endCursor,omitempty"`
 }
 
+// Exactly one of `password` (hashed with argon2id) and `hashedPassword` (bcrypt, argon2id, argon2i, pbkdf2 or scrypt, kept as is).
+type PasswordCredentialInput struct {
+	Password       *string `json:"password,omitempty"`
+	HashedPassword *string `json:"hashedPassword,omitempty"`
+}
+
 type Query struct {
+}
+
+type RegisterInput struct {
+	SchemaID *string `json:"schemaId,omitempty"`
+	Traits   JSON    `json:"traits"`
+	Password string  `json:"password"`
+	// Also set the session cookie (for browsers).
+	Cookie *bool `json:"cookie,omitempty"`
+}
+
+type RevokeSessionsPayload struct {
+	Revoked    int          `json:"revoked"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type SessionPayload struct {
+	Session    *Session     `json:"session,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type UpdateIdentityInput struct {
+	// The identity schema; unchanged when absent. Traits are validated against the new schema.
+	SchemaID *string `json:"schemaId,omitempty"`
+	Traits   JSON    `json:"traits"`
+	// Unchanged when absent.
+	State          *IdentityState `json:"state,omitempty"`
+	MetadataPublic JSON           `json:"metadataPublic,omitempty"`
+	MetadataAdmin  JSON           `json:"metadataAdmin,omitempty"`
+	// Credentials to set; the others stay as they are.
+	Credentials *CredentialsInput `json:"credentials,omitempty"`
 }
 
 // A problem with the input of a mutation. `path` is a JSON pointer into the input, e.g. `/traits/email`.

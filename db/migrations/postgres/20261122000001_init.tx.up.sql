@@ -1,14 +1,16 @@
 -- Identities and everything that hangs off them. Keys are UUIDs made in Go
 -- (v7, so they sort by creation and keyset pagination stays stable under
 -- inserts); no SERIAL and no PostgreSQL-only functions, so CockroachDB runs it.
+-- JSON (not JSONB) keeps documents as written, so numbers come back exactly as
+-- they went in, the same text as on SQLite; nothing queries inside them.
 CREATE TABLE identities (
     id               UUID        NOT NULL PRIMARY KEY,
     schema_id        TEXT        NOT NULL,
     state            TEXT        NOT NULL CHECK (state IN ('active', 'inactive')),
     state_changed_at TIMESTAMPTZ,
-    traits           JSONB       NOT NULL,
-    metadata_public  JSONB,
-    metadata_admin   JSONB,
+    traits           JSON        NOT NULL,
+    metadata_public  JSON,
+    metadata_admin   JSON,
     created_at       TIMESTAMPTZ NOT NULL,
     updated_at       TIMESTAMPTZ NOT NULL
 );
@@ -29,7 +31,7 @@ CREATE TABLE identity_credentials (
     id          UUID        NOT NULL PRIMARY KEY,
     identity_id UUID        NOT NULL REFERENCES identities (id) ON DELETE CASCADE,
     type        TEXT        NOT NULL,
-    config      JSONB       NOT NULL,
+    config      JSON        NOT NULL,
     version     INTEGER     NOT NULL DEFAULT 0,
     created_at  TIMESTAMPTZ NOT NULL,
     updated_at  TIMESTAMPTZ NOT NULL,
@@ -106,7 +108,7 @@ CREATE TABLE sessions (
     issued_at              TIMESTAMPTZ NOT NULL,
     expires_at             TIMESTAMPTZ NOT NULL,
     authenticated_at       TIMESTAMPTZ NOT NULL,
-    authentication_methods JSONB       NOT NULL,
+    authentication_methods JSON        NOT NULL,
     ip_address             TEXT,
     user_agent             TEXT,
     created_at             TIMESTAMPTZ NOT NULL,

@@ -1,0 +1,104 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/identityd/identityd/model"
+)
+
+// PasswordCredential is what a password login needs about an identity.
+type PasswordCredential struct {
+	IdentityID uuid.UUID
+	State      model.IdentityState
+	// Hash is empty when the identity has identifiers but no password.
+	Hash string
+	// Identifiers are the credential's identifiers (for the password policy).
+	Identifiers []string
+}
+
+// FindPasswordCredential finds the password credential one of the normalised
+// identifiers belongs to; NOT_FOUND when none does.
+func (db *DB) FindPasswordCredential(ctx context.Context, identifiers []string) (*PasswordCredential, error) {
+	if len(identifiers) == 0 {
+		return nil, model.Errorf(model.CodeNotFound, "no such identifier")
+	}
+	var row struct {
+		IdentityID uuid.UUID `bun:"identity_id"`
+		State      string    `bun:"state"`
+		Config     rawJSON   `bun:"config"`
+	}
+	err := db.bun.NewSelect().TableExpr("identity_credential_identifiers AS ci").
+		ColumnExpr("c.identity_id, i.state, c.config").
+		Join("JOIN identity_credentials AS c ON c.id = ci.credential_id").
+		Join("JOIN identities AS i ON i.id = c.identity_id").
+		Where("ci.type = ? AND ci.identifier IN (?)", CredentialPassword, bun.In(identifiers)).
+		Limit(1).Scan(ctx, &row)
+	if err != nil {
+		return nil, wrap(notFound(err, "identifier"))
+	}
+	return db.passwordCredential(ctx, row.IdentityID, row.State, row.Config)
+}
+
+// PasswordCredentialOf returns an identity's password credential (the hash
+// may be empty); NOT_FOUND when the identity does not exist.
+func (db *DB) PasswordCredentialOf(ctx context.Context, identityID uuid.UUID) (*PasswordCredential, error) {
+	var row struct {
+		State  string  `bun:"state"`
+		Config rawJSON `bun:"config"`
+	}
+	err := db.bun.NewSelect().TableExpr("identities AS i").
+		ColumnExpr("i.state, c.config").
+		Join("LEFT JOIN identity_credentials AS c ON c.identity_id = i.id AND c.type = ?", CredentialPassword).
+		Where("i.id = ?", identityID).Scan(ctx, &row)
+	if err != nil {
+		return nil, wrap(notFound(err, "identity"))
+	}
+	return db.passwordCredential(ctx, identityID, row.State, row.Config)
+}
+
+func (db *DB) passwordCredential(ctx context.Context, id uuid.UUID, state string, config rawJSON) (*PasswordCredential, error) {
+	var cfg struct {
+		HashedPassword string `json:"hashed_password"`
+	}
+	if len(config) > 0 {
+		_ = json.Unmarshal(config, &cfg)
+	}
+	out := &PasswordCredential{IdentityID: id, State: stateFromDB(state), Hash: cfg.HashedPassword}
+	if err := db.bun.NewSelect().Model((*identifierRow)(nil)).Column("identifier").
+		Where("identity_id = ? AND type = ?", id, CredentialPassword).Scan(ctx, &out.Identifiers); err != nil {
+		return nil, wrap(err)
+	}
+	return out, nil
+}
+
+// ReplacePasswordHash swaps an identity's password hash if it still is old
+// (empty old: whatever it is), creating the password credential if needed. A
+// login's rehash thus never overwrites a password changed meanwhile.
+func (db *DB) ReplacePasswordHash(ctx context.Context, identityID uuid.UUID, old, hash string, now time.Time) (bool, error) {
+	cfg, _ := json.Marshal(map[string]string{"hashed_password": hash})
+	q := db.bun.NewUpdate().Model((*credentialRow)(nil)).
+		Set("config = ?", rawJSON(cfg)).Set("updated_at = ?", now.UTC()).
+		Where("identity_id = ? AND type = ?", identityID, CredentialPassword)
+	if old != "" {
+		oldCfg, _ := json.Marshal(map[string]string{"hashed_password": old})
+		q = q.Where("CAST(config AS TEXT) = ?", string(oldCfg))
+	}
+	res, err := q.Exec(ctx)
+	if err != nil {
+		return false, wrap(err)
+	}
+	n, _ := res.RowsAffected()
+	if n > 0 || old != "" {
+		return n > 0, nil
+	}
+	row := &credentialRow{ID: newID(), IdentityID: identityID, Type: CredentialPassword, Config: cfg, CreatedAt: now.UTC(), UpdatedAt: now.UTC()}
+	if _, err := db.bun.NewInsert().Model(row).Exec(ctx); err != nil {
+		return false, wrap(err)
+	}
+	return true, nil
+}

@@ -1,0 +1,160 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/identityd/identityd/model"
+)
+
+type sessionRow struct {
+	bun.BaseModel `bun:"table:sessions"`
+
+	ID                    uuid.UUID `bun:"id,pk"`
+	TokenHash             []byte    `bun:"token_hash"`
+	IdentityID            uuid.UUID `bun:"identity_id"`
+	Active                bool      `bun:"active"`
+	IssuedAt              time.Time `bun:"issued_at"`
+	ExpiresAt             time.Time `bun:"expires_at"`
+	AuthenticatedAt       time.Time `bun:"authenticated_at"`
+	AuthenticationMethods rawJSON   `bun:"authentication_methods"`
+	IPAddress             string    `bun:"ip_address,nullzero"`
+	UserAgent             string    `bun:"user_agent,nullzero"`
+	CreatedAt             time.Time `bun:"created_at"`
+	UpdatedAt             time.Time `bun:"updated_at"`
+}
+
+// NewSession is a session to store. TokenHash is the SHA-256 of the token
+// handed to the client: the token itself is never stored.
+type NewSession struct {
+	Session   *model.Session
+	TokenHash []byte
+	Methods   []string
+	IPAddress string
+	UserAgent string
+}
+
+func (r *sessionRow) model() *model.Session {
+	var methods []string
+	_ = json.Unmarshal(r.AuthenticationMethods, &methods)
+	return &model.Session{
+		ID: r.ID, IdentityID: r.IdentityID, Active: r.Active,
+		IssuedAt: r.IssuedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(), AuthenticatedAt: r.AuthenticatedAt.UTC(),
+		AuthenticationMethods: methods, IPAddress: r.IPAddress, UserAgent: r.UserAgent,
+	}
+}
+
+// CreateSession stores a new session.
+func (db *DB) CreateSession(ctx context.Context, s *NewSession) error {
+	methods, _ := json.Marshal(s.Methods)
+	now := s.Session.IssuedAt.UTC()
+	row := &sessionRow{
+		ID: s.Session.ID, TokenHash: s.TokenHash, IdentityID: s.Session.IdentityID, Active: true,
+		IssuedAt: now, ExpiresAt: s.Session.ExpiresAt.UTC(), AuthenticatedAt: s.Session.AuthenticatedAt.UTC(),
+		AuthenticationMethods: methods, IPAddress: s.IPAddress, UserAgent: s.UserAgent, CreatedAt: now, UpdatedAt: now,
+	}
+	_, err := db.bun.NewInsert().Model(row).Exec(ctx)
+	return wrap(err)
+}
+
+// ActiveSession finds the session whose token hashes to tokenHash, if it is
+// active, unexpired at now, and its identity is active: one indexed read
+// joining the identity. Anything else is UNAUTHENTICATED, whatever the reason,
+// so a probe learns nothing.
+func (db *DB) ActiveSession(ctx context.Context, tokenHash []byte, now time.Time) (*model.Session, error) {
+	var out struct {
+		sessionRow `bun:",extend"`
+		Identity   identityRow `bun:"embed:i_"`
+	}
+	err := db.bun.NewSelect().
+		TableExpr("sessions AS s").
+		ColumnExpr("s.*").
+		ColumnExpr("i.id AS i_id, i.schema_id AS i_schema_id, i.state AS i_state, i.state_changed_at AS i_state_changed_at").
+		ColumnExpr("i.traits AS i_traits, i.metadata_public AS i_metadata_public, i.metadata_admin AS i_metadata_admin").
+		ColumnExpr("i.created_at AS i_created_at, i.updated_at AS i_updated_at").
+		Join("JOIN identities AS i ON i.id = s.identity_id").
+		Where("s.token_hash = ?", tokenHash).
+		Where("s.active = ?", true).
+		Where("s.expires_at > ?", now.UTC()).
+		Where("i.state = ?", model.StateActiveJSON).
+		Scan(ctx, &out)
+	if err != nil {
+		if model.ErrorCodeOf(notFound(err, "session")) == model.CodeNotFound {
+			return nil, model.Errorf(model.CodeUnauthenticated, "the session is invalid, expired or revoked")
+		}
+		return nil, wrap(err)
+	}
+	s := out.sessionRow.model()
+	s.Identity = out.Identity.model()
+	return s, nil
+}
+
+// LoadIdentityRelations fills an identity's credentials and addresses.
+func (db *DB) LoadIdentityRelations(ctx context.Context, ids ...*model.Identity) error {
+	return wrap(loadRelations(ctx, db.bun, ids))
+}
+
+// RevokeSession ends one session of an identity; NOT_FOUND when the identity
+// has no such active session.
+func (db *DB) RevokeSession(ctx context.Context, identityID, sessionID uuid.UUID, now time.Time) error {
+	res, err := db.bun.NewUpdate().Model((*sessionRow)(nil)).
+		Set("active = ?", false).Set("updated_at = ?", now.UTC()).
+		Where("id = ? AND identity_id = ? AND active = ?", sessionID, identityID, true).Exec(ctx)
+	if err != nil {
+		return wrap(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return model.Errorf(model.CodeNotFound, "no active session %s", sessionID)
+	}
+	return nil
+}
+
+// RevokeSessions ends every active session of an identity except keep
+// (uuid.Nil: all), returning how many ended.
+func (db *DB) RevokeSessions(ctx context.Context, identityID, keep uuid.UUID, now time.Time) (int, error) {
+	res, err := db.bun.NewUpdate().Model((*sessionRow)(nil)).
+		Set("active = ?", false).Set("updated_at = ?", now.UTC()).
+		Where("identity_id = ? AND active = ? AND id <> ?", identityID, true, keep).Exec(ctx)
+	if err != nil {
+		return 0, wrap(err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// ExtendSession moves an active session's expiry.
+func (db *DB) ExtendSession(ctx context.Context, sessionID uuid.UUID, expiresAt, now time.Time) (*model.Session, error) {
+	row := new(sessionRow)
+	_, err := db.bun.NewUpdate().Model(row).
+		Set("expires_at = ?", expiresAt.UTC()).Set("updated_at = ?", now.UTC()).
+		Where("id = ? AND active = ?", sessionID, true).Returning("*").Exec(ctx)
+	if err != nil {
+		return nil, wrap(notFound(err, "session"))
+	}
+	if row.ID == uuid.Nil {
+		return nil, model.Errorf(model.CodeNotFound, "no active session %s", sessionID)
+	}
+	return row.model(), nil
+}
+
+// Sessions lists an identity's sessions, newest first; active only when
+// activeOnly.
+func (db *DB) Sessions(ctx context.Context, identityID uuid.UUID, activeOnly bool, now time.Time) ([]*model.Session, error) {
+	var rows []*sessionRow
+	q := db.bun.NewSelect().Model(&rows).Where("identity_id = ?", identityID).OrderExpr("issued_at DESC, id DESC")
+	if activeOnly {
+		q = q.Where("active = ? AND expires_at > ?", true, now.UTC())
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, wrap(err)
+	}
+	out := make([]*model.Session, len(rows))
+	for i, r := range rows {
+		out[i] = r.model()
+	}
+	return out, nil
+}

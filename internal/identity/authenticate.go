@@ -1,0 +1,59 @@
+package identity
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/google/uuid"
+
+	"github.com/identityd/identityd/model"
+	"github.com/identityd/identityd/schemas"
+)
+
+// errInvalidCredentials is the one answer for an unknown identifier and a
+// wrong password alike, so a caller cannot tell which it was.
+func errInvalidCredentials() *model.Error {
+	return &model.Error{Code: model.CodeInvalidCredentials, Message: "the identifier or the password is wrong"}
+}
+
+// Authenticate checks a password login. An unknown identifier costs a dummy
+// hash comparison, so it answers in about the time a wrong password does. An
+// inactive identity is only told apart after its password matched. A hash
+// that is imported or made with weaker parameters is replaced with a current
+// one on success.
+func (s *Service) Authenticate(ctx context.Context, identifier, pw string) (*model.Identity, error) {
+	cred, err := s.store.FindPasswordCredential(ctx, schemas.LoginCandidates(identifier))
+	if model.ErrorCodeOf(err) == model.CodeNotFound || (err == nil && cred.Hash == "") {
+		s.hasher.CompareDummy(ctx, pw)
+		return nil, errInvalidCredentials()
+	}
+	if err != nil {
+		return nil, err
+	}
+	ok, err := s.hasher.Compare(ctx, pw, cred.Hash)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errInvalidCredentials()
+	}
+	if cred.State != model.IdentityStateActive {
+		return nil, &model.Error{Code: model.CodeAccountDisabled, Message: "account is disabled"}
+	}
+	if s.hasher.NeedsRehash(cred.Hash) {
+		s.rehash(ctx, cred.IdentityID, cred.Hash, pw)
+	}
+	return s.store.GetIdentity(ctx, cred.IdentityID)
+}
+
+// rehash upgrades a stored hash. Failing to is not the user's problem: the
+// old hash still works, so it is logged and the login goes on.
+func (s *Service) rehash(ctx context.Context, id uuid.UUID, old, pw string) {
+	hash, err := s.hasher.Hash(ctx, pw)
+	if err == nil {
+		_, err = s.store.ReplacePasswordHash(ctx, id, old, hash, s.clock())
+	}
+	if err != nil {
+		slog.WarnContext(ctx, "password rehash failed", "identity_id", id, "error", err)
+	}
+}

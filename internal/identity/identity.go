@@ -1,0 +1,203 @@
+// Package identity holds the identity rules: admin create, update, patch,
+// delete and import, listing, the owner's own trait updates, and password
+// authentication. Every write validates traits against the identity's schema
+// and is stored in one transaction.
+package identity
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/identityd/identityd/db"
+	"github.com/identityd/identityd/internal/password"
+	"github.com/identityd/identityd/model"
+	"github.com/identityd/identityd/schemas"
+)
+
+// MaxImport is the most identities one importIdentities call may carry.
+const MaxImport = 1000
+
+// Service applies the identity rules. It is safe for concurrent use.
+type Service struct {
+	store   *db.DB
+	schemas *schemas.Registry
+	hasher  *password.Hasher
+	policy  password.Policy
+	now     func() time.Time
+}
+
+// New returns a Service. now is injected so tests control time.
+func New(store *db.DB, reg *schemas.Registry, hasher *password.Hasher, policy password.Policy, now func() time.Time) *Service {
+	return &Service{store: store, schemas: reg, hasher: hasher, policy: policy, now: now}
+}
+
+// clock returns the current time at the precision both databases keep.
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// Get returns an identity, or NOT_FOUND.
+func (s *Service) Get(ctx context.Context, id uuid.UUID) (*model.Identity, error) {
+	return s.store.GetIdentity(ctx, id)
+}
+
+// Create validates and stores a new identity.
+func (s *Service) Create(ctx context.Context, in *model.CreateIdentityInput) (*model.Identity, error) {
+	w, err := s.prepareCreate(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.CreateIdentity(ctx, w); err != nil {
+		return nil, err
+	}
+	return s.store.GetIdentity(ctx, w.Identity.ID)
+}
+
+// prepareCreate turns a create input into a complete write, or every problem
+// with it at once.
+func (s *Service) prepareCreate(ctx context.Context, in *model.CreateIdentityInput) (*db.IdentityWrite, error) {
+	now := s.clock()
+	ident := &model.Identity{
+		ID:             uuid.Must(uuid.NewV7()),
+		SchemaID:       deref(in.SchemaID),
+		State:          model.IdentityStateActive,
+		Traits:         in.Traits,
+		MetadataPublic: in.MetadataPublic,
+		MetadataAdmin:  in.MetadataAdmin,
+		CreatedAt:      now,
+		UpdatedAt:      now,
+	}
+	if in.State != nil {
+		ident.State = *in.State
+	}
+	ident.StateChangedAt = &now
+	return s.prepare(ctx, ident, in.Credentials)
+}
+
+// prepare validates ident's traits against its schema (the default one when
+// SchemaID is empty), derives identifiers and addresses, and hashes or checks
+// the credentials given.
+func (s *Service) prepare(ctx context.Context, ident *model.Identity, creds *model.CredentialsInput) (*db.IdentityWrite, error) {
+	schema, err := s.schemas.Resolve(ident.SchemaID)
+	if err != nil {
+		return nil, err
+	}
+	ident.SchemaID = schema.ID
+	if err := schema.Validate(json.RawMessage(ident.Traits)); err != nil {
+		return nil, err
+	}
+	facts, err := schema.Facts(json.RawMessage(ident.Traits))
+	if err != nil {
+		return nil, err
+	}
+	w := &db.IdentityWrite{Identity: ident}
+	var passwordIdentifiers []string
+	for _, id := range facts.Identifiers {
+		w.Identifiers = append(w.Identifiers, db.Identifier{Type: id.CredentialType, Value: id.Value, Path: id.Path})
+		if id.CredentialType == db.CredentialPassword {
+			passwordIdentifiers = append(passwordIdentifiers, id.Value)
+		}
+	}
+	for _, a := range facts.VerifiableAddresses {
+		w.VerifiableAddresses = append(w.VerifiableAddresses, db.Address{Via: a.Via, Value: a.Value, Path: a.Path})
+	}
+	for _, a := range facts.RecoveryAddresses {
+		w.RecoveryAddresses = append(w.RecoveryAddresses, db.Address{Via: a.Via, Value: a.Value, Path: a.Path})
+	}
+	if creds == nil {
+		return w, nil
+	}
+	if p := creds.Password; p != nil {
+		secret, err := s.passwordSecret(ctx, p, passwordIdentifiers)
+		if err != nil {
+			return nil, err
+		}
+		w.Password = secret
+	}
+	if o := creds.Oidc; o != nil {
+		w.OIDC = []db.OIDCProvider{}
+		for i, p := range o.Providers {
+			if p.Provider == "" || p.Subject == "" {
+				return nil, &model.Error{Code: model.CodeValidationFailed, Path: fmt.Sprintf("/credentials/oidc/providers/%d", i),
+					Message: "provider and subject must not be empty"}
+			}
+			w.OIDC = append(w.OIDC, db.OIDCProvider{Provider: p.Provider, Subject: p.Subject})
+			w.Identifiers = append(w.Identifiers, db.Identifier{Type: db.CredentialOIDC, Value: p.Provider + ":" + p.Subject,
+				Path: fmt.Sprintf("/credentials/oidc/providers/%d", i)})
+		}
+	}
+	return w, nil
+}
+
+// passwordSecret hashes a plaintext password (after the policy) or checks an
+// imported hash's format; exactly one of the two must be given.
+func (s *Service) passwordSecret(ctx context.Context, p *model.PasswordCredentialInput, identifiers []string) (*db.PasswordSecret, error) {
+	const path = "/credentials/password"
+	switch {
+	case p.Password != nil && p.HashedPassword != nil:
+		return nil, &model.Error{Code: model.CodeValidationFailed, Path: path, Message: "give either password or hashedPassword, not both"}
+	case p.Password != nil:
+		if err := s.policy.Check(*p.Password, identifiers); err != nil {
+			if e, ok := err.(*model.Error); ok {
+				return nil, e.AtPath(path + "/password")
+			}
+			return nil, err
+		}
+		hash, err := s.hasher.Hash(ctx, *p.Password)
+		if err != nil {
+			return nil, fmt.Errorf("hash password: %w", err)
+		}
+		return &db.PasswordSecret{Hash: hash}, nil
+	case p.HashedPassword != nil:
+		if _, err := password.Recognise(*p.HashedPassword); err != nil {
+			if e, ok := err.(*model.Error); ok {
+				return nil, e.AtPath(path + "/hashedPassword")
+			}
+			return nil, err
+		}
+		return &db.PasswordSecret{Hash: *p.HashedPassword}, nil
+	default:
+		return nil, &model.Error{Code: model.CodeValidationFailed, Path: path, Message: "give a password or a hashedPassword"}
+	}
+}
+
+// Update replaces an identity's traits, state, schema and metadata, and sets
+// the credentials given.
+func (s *Service) Update(ctx context.Context, id uuid.UUID, in *model.UpdateIdentityInput) (*model.Identity, error) {
+	return s.store.UpdateIdentity(ctx, id, func(cur *model.Identity) (*db.IdentityWrite, error) {
+		next := *cur
+		if in.SchemaID != nil {
+			next.SchemaID = *in.SchemaID
+		}
+		next.Traits = in.Traits
+		next.MetadataPublic = in.MetadataPublic
+		next.MetadataAdmin = in.MetadataAdmin
+		if in.State != nil {
+			next.State = *in.State
+		}
+		return s.prepareUpdate(ctx, cur, &next, in.Credentials)
+	})
+}
+
+func (s *Service) prepareUpdate(ctx context.Context, cur, next *model.Identity, creds *model.CredentialsInput) (*db.IdentityWrite, error) {
+	now := s.clock()
+	next.UpdatedAt = now
+	if next.State != cur.State {
+		next.StateChangedAt = &now
+	}
+	return s.prepare(ctx, next, creds)
+}
+
+// Delete removes an identity with everything that hangs off it.
+func (s *Service) Delete(ctx context.Context, id uuid.UUID) error {
+	return s.store.DeleteIdentity(ctx, id)
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}

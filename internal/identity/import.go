@@ -1,0 +1,85 @@
+package identity
+
+import (
+	"context"
+	"runtime"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/identityd/identityd/db"
+	"github.com/identityd/identityd/model"
+)
+
+// ImportResult is the outcome of one imported identity: the identity, or why
+// it was refused.
+type ImportResult struct {
+	Identity *model.Identity
+	Err      error
+}
+
+// Import creates up to MaxImport identities. Items are checked on their own
+// and written in one transaction with a savepoint each, so a bad item fails
+// only itself and nothing of it is written.
+func (s *Service) Import(ctx context.Context, ins []*model.CreateIdentityInput) ([]ImportResult, error) {
+	if len(ins) > MaxImport {
+		return nil, model.Errorf(model.CodeBadUserInput, "at most %d identities can be imported per call, got %d", MaxImport, len(ins))
+	}
+	results := make([]ImportResult, len(ins))
+	writes := make([]*db.IdentityWrite, len(ins))
+
+	// Hashing plaintext passwords is the slow part; the hasher bounds how
+	// many run at once, so a few workers keep it busy.
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := range next {
+				writes[i], results[i].Err = s.prepareCreate(ctx, ins[i])
+			}
+		})
+	}
+	for i := range ins {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
+	var batch []*db.IdentityWrite
+	var at []int
+	for i, w := range writes {
+		if results[i].Err == nil {
+			batch = append(batch, w)
+			at = append(at, i)
+		}
+	}
+	errs, err := s.store.CreateIdentities(ctx, batch)
+	if err != nil {
+		return nil, err
+	}
+	var ids []uuid.UUID
+	for k, e := range errs {
+		if e != nil {
+			results[at[k]].Err = e
+		} else {
+			ids = append(ids, batch[k].Identity.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return results, nil
+	}
+	created, _, err := s.store.ListIdentities(ctx, db.IdentityFilter{IDs: ids}, uuid.Nil, len(ids))
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[uuid.UUID]*model.Identity, len(created))
+	for _, c := range created {
+		byID[c.ID] = c
+	}
+	for k, e := range errs {
+		if e == nil {
+			results[at[k]].Identity = byID[batch[k].Identity.ID]
+		}
+	}
+	return results, nil
+}

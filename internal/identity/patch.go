@@ -1,0 +1,150 @@
+package identity
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/google/uuid"
+
+	"github.com/identityd/identityd/db"
+	"github.com/identityd/identityd/model"
+)
+
+// patchDoc is the identity as Kratos writes it in JSON, the document an RFC
+// 6902 patch applies to, so Kratos users' patches work unchanged. Fields a
+// patch may not change are in it too, so that "test" operations on them
+// work and a change to them can be refused.
+type patchDoc struct {
+	ID             uuid.UUID       `json:"id"`
+	SchemaID       string          `json:"schema_id"`
+	State          string          `json:"state"`
+	StateChangedAt *time.Time      `json:"state_changed_at,omitempty"`
+	Traits         json.RawMessage `json:"traits"`
+	MetadataPublic json.RawMessage `json:"metadata_public"`
+	MetadataAdmin  json.RawMessage `json:"metadata_admin"`
+	CreatedAt      time.Time       `json:"created_at"`
+	UpdatedAt      time.Time       `json:"updated_at"`
+}
+
+// Patch applies an RFC 6902 patch to an identity and stores the result after
+// validating it like any other write. Operations apply in order; the first
+// that fails stops everything with INVALID_PATCH at /patch/<index>.
+func (s *Service) Patch(ctx context.Context, id uuid.UUID, ops []*model.JSONPatchOperation) (*model.Identity, error) {
+	return s.store.UpdateIdentity(ctx, id, func(cur *model.Identity) (*db.IdentityWrite, error) {
+		before := patchDoc{
+			ID: cur.ID, SchemaID: cur.SchemaID, State: stateJSON(cur.State), StateChangedAt: cur.StateChangedAt,
+			Traits: json.RawMessage(cur.Traits), MetadataPublic: nullable(cur.MetadataPublic), MetadataAdmin: nullable(cur.MetadataAdmin),
+			CreatedAt: cur.CreatedAt, UpdatedAt: cur.UpdatedAt,
+		}
+		doc, err := json.Marshal(before)
+		if err != nil {
+			return nil, err
+		}
+		for i, op := range ops {
+			if doc, err = applyOne(doc, op); err != nil {
+				return nil, &model.Error{Code: model.CodeInvalidPatch, Path: fmt.Sprintf("/patch/%d", i), Message: err.Error()}
+			}
+		}
+		after, err := decodePatched(doc, before)
+		if err != nil {
+			return nil, err
+		}
+		next := *cur
+		next.SchemaID = after.SchemaID
+		next.Traits = model.JSON(after.Traits)
+		next.MetadataPublic = model.JSON(after.MetadataPublic)
+		next.MetadataAdmin = model.JSON(after.MetadataAdmin)
+		switch after.State {
+		case model.StateActiveJSON:
+			next.State = model.IdentityStateActive
+		case model.StateInactiveJSON:
+			next.State = model.IdentityStateInactive
+		default:
+			return nil, &model.Error{Code: model.CodeInvalidPatch, Path: "/state", Message: `state must be "active" or "inactive"`}
+		}
+		return s.prepareUpdate(ctx, cur, &next, nil)
+	})
+}
+
+// applyOne applies a single operation so a failure can name its index.
+func applyOne(doc []byte, op *model.JSONPatchOperation) ([]byte, error) {
+	raw := map[string]any{"op": op.Op, "path": op.Path}
+	if op.From != nil {
+		raw["from"] = *op.From
+	}
+	switch op.Op {
+	case "add", "replace", "test":
+		if op.Value == nil {
+			raw["value"] = json.RawMessage("null")
+		} else {
+			raw["value"] = json.RawMessage(op.Value)
+		}
+	}
+	b, err := json.Marshal([]any{raw})
+	if err != nil {
+		return nil, err
+	}
+	p, err := jsonpatch.DecodePatch(b)
+	if err != nil {
+		return nil, err
+	}
+	opts := jsonpatch.NewApplyOptions()
+	opts.EnsurePathExistsOnAdd = false
+	return p.ApplyWithOptions(doc, opts)
+}
+
+// decodePatched reads the patched document back, refusing changes to what a
+// patch may not touch and keys the identity does not have.
+func decodePatched(doc []byte, before patchDoc) (patchDoc, error) {
+	var after patchDoc
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(&after); err != nil {
+		return after, &model.Error{Code: model.CodeInvalidPatch, Path: "/patch",
+			Message: fmt.Sprintf("the patched identity is not valid: %v", err)}
+	}
+	immutable := []struct {
+		path    string
+		changed bool
+	}{
+		{"/id", after.ID != before.ID},
+		{"/created_at", !after.CreatedAt.Equal(before.CreatedAt)},
+		{"/updated_at", !after.UpdatedAt.Equal(before.UpdatedAt)},
+		{"/state_changed_at", !timeEqual(after.StateChangedAt, before.StateChangedAt)},
+	}
+	for _, f := range immutable {
+		if f.changed {
+			return after, &model.Error{Code: model.CodeInvalidPatch, Path: f.path, Message: f.path[1:] + " cannot be changed"}
+		}
+	}
+	if len(after.Traits) == 0 || bytes.Equal(after.Traits, []byte("null")) {
+		after.Traits = json.RawMessage("{}")
+	}
+	return after, nil
+}
+
+func timeEqual(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Equal(*b)
+}
+
+func stateJSON(s model.IdentityState) string {
+	if s == model.IdentityStateInactive {
+		return model.StateInactiveJSON
+	}
+	return model.StateActiveJSON
+}
+
+func nullable(j model.JSON) json.RawMessage {
+	if len(j) == 0 {
+		return json.RawMessage("null")
+	}
+	return json.RawMessage(j)
+}

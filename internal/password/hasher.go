@@ -1,0 +1,131 @@
+package password
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"runtime"
+)
+
+// Hasher hashes new passwords with argon2id and compares passwords with any
+// supported hash. Every hash computation (argon2, bcrypt, pbkdf2 or scrypt)
+// takes one of a fixed number of slots; callers beyond that wait, giving up
+// when their context ends, so that a burst of logins cannot exhaust memory:
+// with the default parameters each running argon2id hash holds 64 MiB.
+// A Hasher is safe for concurrent use.
+type Hasher struct {
+	params Params
+	limits limits
+	slots  chan struct{}
+	// dummy is a current-params hash that no password matches, for
+	// CompareDummy.
+	dummy *argon2Hash
+	// rand is the salt source: crypto/rand, or a fixed one in tests so that
+	// an encoding can be checked against a known vector.
+	rand io.Reader
+	// hook, when a test sets it, is handed each computation to run inside
+	// its slot, to observe that a real one happens and how many run at once.
+	hook func(compute func())
+}
+
+// NewHasher returns a Hasher that writes hashes with p and runs at most
+// maxConcurrent hash computations at once (runtime.NumCPU() when it is 0 or
+// less: more would only queue for the CPUs while each holding its memory).
+// Zero fields of p take their DefaultParams values. p must pass Validate,
+// which configuration loading is expected to call; NewHasher panics otherwise,
+// as that is a wiring bug found at start, not a runtime condition.
+func NewHasher(p Params, maxConcurrent int) *Hasher {
+	p = p.withDefaults()
+	if err := p.Validate(); err != nil {
+		panic(err)
+	}
+	if maxConcurrent <= 0 {
+		maxConcurrent = runtime.NumCPU()
+	}
+	lim := defaultLimits
+	lim.argon2MemoryKiB = max(lim.argon2MemoryKiB, p.Memory)
+	lim.argon2WorkKiB = max(lim.argon2WorkKiB, uint64(p.Memory)*uint64(p.Iterations))
+	h := &Hasher{params: p, limits: lim, slots: make(chan struct{}, maxConcurrent), rand: rand.Reader}
+	// The dummy needs no derivation: a random key under the current
+	// parameters costs a comparison exactly what a real hash costs, and no
+	// password can be expected to match it.
+	h.dummy = &argon2Hash{variant: "argon2id", p: p, salt: make([]byte, p.SaltLength), key: make([]byte, p.KeyLength)}
+	rand.Read(h.dummy.salt)
+	rand.Read(h.dummy.key)
+	return h
+}
+
+// Hash returns a new argon2id hash of password as a PHC string,
+// "$argon2id$v=19$m=…,t=…,p=…$<salt>$<key>" in unpadded standard base64,
+// the format Kratos writes. It fails only when ctx ends while it waits for a
+// slot (or if the salt cannot be read).
+func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
+	a := &argon2Hash{variant: "argon2id", p: h.params, salt: make([]byte, h.params.SaltLength)}
+	if _, err := io.ReadFull(h.rand, a.salt); err != nil {
+		return "", fmt.Errorf("password: reading a salt: %w", err)
+	}
+	err := h.compute(ctx, func() {
+		a.key = a.derive([]byte(password), h.params.KeyLength)
+	})
+	if err != nil {
+		return "", err
+	}
+	return a.encode(), nil
+}
+
+// Compare reports whether password matches hash, in constant time for a
+// given hash. A mismatch is (false, nil). The error is for a hash that is not
+// supported or is malformed (wrapping ErrUnsupportedHash; it says why, never
+// what the hash was) and for ctx ending while waiting for a slot.
+func (h *Hasher) Compare(ctx context.Context, password, hash string) (ok bool, err error) {
+	parsed, err := parse(hash, h.limits)
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", ErrUnsupportedHash, err)
+	}
+	err = h.compute(ctx, func() { ok = parsed.verify([]byte(password)) })
+	return ok, err
+}
+
+// NeedsRehash reports whether hash should be replaced by Hash's output at the
+// next successful login: true for anything that is not argon2id, version 19,
+// with exactly the current parameters (bcrypt, pbkdf2, scrypt, argon2i, an
+// argon2id with other costs or lengths, or a hash that cannot be read).
+func (h *Hasher) NeedsRehash(hash string) bool {
+	parsed, err := parse(hash, h.limits)
+	if err != nil {
+		return true
+	}
+	a, ok := parsed.(*argon2Hash)
+	return !ok || a.variant != "argon2id" || a.p != h.params
+}
+
+// CompareDummy compares password with a hash under the current parameters
+// that nothing matches, and ignores the result. A login for an unknown
+// identifier calls it so that it takes as long as a wrong password for a
+// known one, and the answer time does not tell which identifiers exist. It
+// waits for a slot like Compare and returns early only if ctx ends.
+func (h *Hasher) CompareDummy(ctx context.Context, password string) {
+	_ = h.compute(ctx, func() { h.dummy.verify([]byte(password)) })
+}
+
+// compute runs fn in a slot, waiting for one unless ctx ends first.
+func (h *Hasher) compute(ctx context.Context, fn func()) error {
+	// A context that has already ended gets no slot even if one is free:
+	// select would pick at random between the two ready cases.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("password: waiting to hash: %w", err)
+	}
+	select {
+	case h.slots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("password: waiting to hash: %w", ctx.Err())
+	}
+	defer func() { <-h.slots }()
+	if h.hook != nil {
+		h.hook(fn)
+	} else {
+		fn()
+	}
+	return nil
+}
