@@ -51,8 +51,10 @@ func NewHasher(p Params, maxConcurrent int) *Hasher {
 	// parameters costs a comparison exactly what a real hash costs, and no
 	// password can be expected to match it.
 	h.dummy = &argon2Hash{variant: "argon2id", p: p, salt: make([]byte, p.SaltLength), key: make([]byte, p.KeyLength)}
-	rand.Read(h.dummy.salt)
-	rand.Read(h.dummy.key)
+	// crypto/rand.Read never returns an error (since Go 1.24 it crashes the
+	// program instead), so there is nothing to handle.
+	_, _ = rand.Read(h.dummy.salt)
+	_, _ = rand.Read(h.dummy.key)
 	return h
 }
 
