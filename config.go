@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"runtime"
@@ -74,7 +75,21 @@ type AdminConfig struct {
 
 // SessionConfig is sessions.
 type SessionConfig struct {
-	Lifespan Duration `yaml:"lifespan"`
+	Lifespan Duration     `yaml:"lifespan"`
+	Cookie   CookieConfig `yaml:"cookie"`
+}
+
+// CookieConfig is the browser session cookie.
+type CookieConfig struct {
+	Name string `yaml:"name"`
+	// Secure is true, false or auto (Secure unless served over plain HTTP
+	// on a loopback address).
+	Secure string `yaml:"secure"`
+	// SameSite is lax or strict.
+	SameSite string `yaml:"same_site"`
+	// AllowedOrigins are browser origins (https://app.example.com) that may
+	// call the API with credentials (CORS) and get the cookie on login.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 // LogConfig is logging.
@@ -120,7 +135,10 @@ func defaultConfig() Config {
 			DefaultSchemaID: "default",
 			Schemas:         []schemas.Source{{ID: "default", URL: "preset://email"}},
 		},
-		Session: SessionConfig{Lifespan: Duration(24 * time.Hour)},
+		Session: SessionConfig{
+			Lifespan: Duration(24 * time.Hour),
+			Cookie:   CookieConfig{Name: "identityd_session", Secure: "auto", SameSite: "lax"},
+		},
 		Hashers: HashersConfig{
 			Argon2:        Argon2Config{MemoryKiB: defaultArgon2.Memory, Iterations: defaultArgon2.Iterations, Parallelism: defaultArgon2.Parallelism},
 			MaxConcurrent: runtime.NumCPU(),
@@ -255,6 +273,21 @@ func (c Config) validate() error {
 	}
 	if c.Session.Lifespan <= 0 {
 		return fmt.Errorf("config: session.lifespan: must be positive")
+	}
+	ck := c.Session.Cookie
+	if ck.Name == "" || strings.ContainsAny(ck.Name, " ;=,") {
+		return fmt.Errorf("config: session.cookie.name: %q is not a valid cookie name", ck.Name)
+	}
+	if ck.Secure != "true" && ck.Secure != "false" && ck.Secure != "auto" {
+		return fmt.Errorf("config: session.cookie.secure: %q is not true, false or auto", ck.Secure)
+	}
+	if ck.SameSite != "lax" && ck.SameSite != "strict" {
+		return fmt.Errorf("config: session.cookie.same_site: %q is not lax or strict", ck.SameSite)
+	}
+	for i, o := range ck.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			return fmt.Errorf("config: session.cookie.allowed_origins[%d]: %q is not an origin like https://app.example.com", i, o)
+		}
 	}
 	if len(c.Identity.Schemas) == 0 {
 		return fmt.Errorf("config: identity.schemas: at least one schema is needed")

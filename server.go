@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,11 +25,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rs/cors"
+
 	"github.com/identityd/identityd/db"
 	"github.com/identityd/identityd/graph"
 	"github.com/identityd/identityd/internal/identity"
 	"github.com/identityd/identityd/internal/password"
 	"github.com/identityd/identityd/internal/playground"
+	"github.com/identityd/identityd/internal/session"
 	"github.com/identityd/identityd/schemas"
 )
 
@@ -201,7 +205,11 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 
 	hasher := password.NewHasher(cfg.Hashers.argon2Params(), cfg.Hashers.MaxConcurrent)
 	identities := identity.New(store, registry, hasher, password.DefaultPolicy(), time.Now)
-	resolver := &graph.Resolver{Schemas: registry, IdentityService: identities}
+	sessions := session.New(store, identities, session.Config{
+		Lifespan: time.Duration(cfg.Session.Lifespan),
+		Throttle: session.DefaultThrottle(),
+	}, time.Now, rand.Reader)
+	resolver := &graph.Resolver{Schemas: registry, IdentityService: identities, Sessions: sessions}
 	gql := graph.NewHandler(resolver, graph.HandlerConfig{
 		Introspection: cfg.Serve.Introspection,
 		MaxBodyBytes:  cfg.Serve.MaxBodyBytes,
@@ -209,10 +217,25 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		MaxComplexity: cfg.Serve.MaxComplexity,
 		Logger:        log,
 	})
-	auth := graph.NewAuth(keys, nil)
+	sameSite := http.SameSiteLaxMode
+	if cfg.Session.Cookie.SameSite == "strict" {
+		sameSite = http.SameSiteStrictMode
+	}
+	auth := graph.NewAuth(keys, sessions.FromToken, graph.CookieConfig{
+		Name:           cfg.Session.Cookie.Name,
+		Secure:         cfg.Session.Cookie.Secure,
+		SameSite:       sameSite,
+		AllowedOrigins: cfg.Session.Cookie.AllowedOrigins,
+	})
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", auth.Middleware(gql))
+	mux.Handle("/graphql", cors.New(cors.Options{
+		AllowedOrigins:   cfg.Session.Cookie.AllowedOrigins,
+		AllowedMethods:   []string{http.MethodGet, http.MethodPost},
+		AllowedHeaders:   []string{"Content-Type", "Authorization", "X-CSRF-Token", "X-Request-Id"},
+		AllowCredentials: true,
+		MaxAge:           600,
+	}).Handler(auth.Middleware(gql)))
 	mux.Handle("/", playground.Handler("/graphql"))
 	mux.HandleFunc("GET /health/alive", func(w http.ResponseWriter, _ *http.Request) {
 		writeHealth(w, http.StatusOK, "ok")

@@ -98,12 +98,16 @@ func (db *DB) LoadIdentityRelations(ctx context.Context, ids ...*model.Identity)
 	return wrap(loadRelations(ctx, db.bun, ids))
 }
 
-// RevokeSession ends one session of an identity; NOT_FOUND when the identity
-// has no such active session.
+// RevokeSession ends one session of an identity (uuid.Nil: of anyone);
+// NOT_FOUND when there is no such active session.
 func (db *DB) RevokeSession(ctx context.Context, identityID, sessionID uuid.UUID, now time.Time) error {
-	res, err := db.bun.NewUpdate().Model((*sessionRow)(nil)).
+	q := db.bun.NewUpdate().Model((*sessionRow)(nil)).
 		Set("active = ?", false).Set("updated_at = ?", now.UTC()).
-		Where("id = ? AND identity_id = ? AND active = ?", sessionID, identityID, true).Exec(ctx)
+		Where("id = ? AND active = ?", sessionID, true)
+	if identityID != uuid.Nil {
+		q = q.Where("identity_id = ?", identityID)
+	}
+	res, err := q.Exec(ctx)
 	if err != nil {
 		return wrap(err)
 	}

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"github.com/identityd/identityd/internal/identity"
+	"github.com/identityd/identityd/internal/session"
 	"github.com/identityd/identityd/model"
 	"github.com/identityd/identityd/schemas"
 )
@@ -37,4 +38,26 @@ func identityConnection(p *identity.Page) *model.IdentityConnection {
 		conn.PageInfo.EndCursor = &conn.Edges[n-1].Cursor
 	}
 	return conn
+}
+
+// authPayload answers register and login: a cookie (and anti-CSRF token)
+// for browsers that want one, otherwise the token itself. A cookie session's
+// token is never put in the body, where a script could read it.
+func authPayload(x *httpExchange, issued *session.Issued, err error, cookie *bool) (*model.AuthPayload, error) {
+	errs, err := payloadErrors(err)
+	if err != nil {
+		return nil, err
+	}
+	out := &model.AuthPayload{UserErrors: errs}
+	if issued == nil {
+		return out, nil
+	}
+	out.Session = issued.Session
+	if x.wantsCookie(cookie) {
+		csrf := x.setSessionCookies(issued.Token, issued.Session.ExpiresAt)
+		out.CsrfToken = &csrf
+	} else {
+		out.SessionToken = &issued.Token
+	}
+	return out, nil
 }

@@ -27,10 +27,22 @@ var _ interface {
 func (queryGuard) ExtensionName() string                   { return "QueryGuard" }
 func (queryGuard) Validate(graphql.ExecutableSchema) error { return nil }
 
-func (g queryGuard) MutateOperationContext(_ context.Context, rc *graphql.OperationContext) *gqlerror.Error {
+func (g queryGuard) MutateOperationContext(ctx context.Context, rc *graphql.OperationContext) *gqlerror.Error {
 	op := rc.Doc.Operations.ForName(rc.OperationName)
 	if op == nil {
 		return nil
+	}
+	if op.Operation == ast.Mutation {
+		if c := model.CallerFromContext(ctx); c.ViaCookie && !c.CSRFValid {
+			e := gqlerror.Errorf("a mutation authenticated by the session cookie needs the %s header (the csrfToken that login returned)", csrfHeader)
+			e.Extensions = map[string]any{"code": string(model.CodeForbidden)}
+			return e
+		}
+		if n := countCredentialChecks(rc.Doc, op.SelectionSet); n > 1 {
+			e := gqlerror.Errorf("one request may check credentials at most once (login, register, changeMyPassword); this one does %d times", n)
+			e.Extensions = map[string]any{"code": string(model.CodeBadUserInput)}
+			return e
+		}
 	}
 	for _, v := range op.VariableDefinitions {
 		if err := checkLiteral(v.DefaultValue); err != nil {
@@ -130,4 +142,27 @@ func literalError(v *ast.Value) *gqlerror.Error {
 	e := gqlerror.ErrorPosf(v.Position, "the number %s cannot be kept exactly when written inline; pass it in a variable", v.Raw)
 	e.Extensions = map[string]any{"code": string(model.CodeBadUserInput)}
 	return e
+}
+
+// credentialChecks are the mutation fields that verify or set a password:
+// aliases cannot multiply them within one request.
+var credentialChecks = map[string]bool{"login": true, "register": true, "changeMyPassword": true}
+
+func countCredentialChecks(doc *ast.QueryDocument, set ast.SelectionSet) int {
+	n := 0
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if credentialChecks[s.Name] {
+				n++
+			}
+		case *ast.InlineFragment:
+			n += countCredentialChecks(doc, s.SelectionSet)
+		case *ast.FragmentSpread:
+			if f := doc.Fragments.ForName(s.Name); f != nil {
+				n += countCredentialChecks(doc, f.SelectionSet)
+			}
+		}
+	}
+	return n
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -49,13 +50,14 @@ type SessionFinder func(ctx context.Context, token string) (*model.Session, erro
 type Auth struct {
 	adminKeys [][sha256.Size]byte
 	sessions  SessionFinder
+	cookies   CookieConfig
 }
 
-// NewAuth accepts the given admin API keys, and session tokens through
-// sessions (nil: no session is ever valid). Only the keys' SHA-256 digests are
-// kept, so comparing takes the same time whatever a guess's length.
-func NewAuth(adminKeys []string, sessions SessionFinder) *Auth {
-	a := &Auth{sessions: sessions}
+// NewAuth accepts the given admin API keys, and session tokens (bearer or
+// cookie) through sessions. Only the keys' SHA-256 digests are kept, so
+// comparing takes the same time whatever a guess's length.
+func NewAuth(adminKeys []string, sessions SessionFinder, cookies CookieConfig) *Auth {
+	a := &Auth{sessions: sessions, cookies: cookies}
 	for _, k := range adminKeys {
 		a.adminKeys = append(a.adminKeys, sha256.Sum256([]byte(k)))
 	}
@@ -73,25 +75,33 @@ func (a *Auth) isAdminKey(token string) bool {
 	return match == 1
 }
 
-// Middleware sets the request's model.Caller from its Authorization header.
+// Middleware sets the request's model.Caller from its Authorization header
+// or, failing that, its session cookie, and keeps what resolvers need of the
+// exchange (cookies to set, the client's address and user agent).
 func (a *Auth) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, presented := bearerToken(r)
 		var caller *model.Caller
 		switch {
-		case !presented:
-			caller = model.NewCaller(false, false, nil)
-		case a.isAdminKey(token):
+		case presented && a.isAdminKey(token):
 			caller = model.NewCaller(true, true, nil)
-		case a.sessions != nil:
+		case presented:
 			ctx := r.Context()
 			caller = model.NewCaller(false, true, func() (*model.Session, error) { return a.sessions(ctx, token) })
 		default:
-			caller = model.NewCaller(false, true, func() (*model.Session, error) {
-				return nil, model.Errorf(model.CodeUnauthenticated, "the bearer token is neither an admin key nor a valid session")
-			})
+			if c, err := r.Cookie(a.cookies.Name); err == nil && c.Value != "" {
+				caller = a.callerFromCookie(r, c.Value)
+			} else {
+				caller = model.NewCaller(false, false, nil)
+			}
 		}
-		next.ServeHTTP(w, r.WithContext(model.NewContextWithCaller(r.Context(), caller)))
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		x := &httpExchange{w: w, r: r, cookies: a.cookies, clientIP: host, userAgent: r.UserAgent()}
+		ctx := context.WithValue(model.NewContextWithCaller(r.Context(), caller), httpKey{}, x)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

@@ -8,6 +8,7 @@ package graph
 
 import (
 	"github.com/identityd/identityd/internal/identity"
+	"github.com/identityd/identityd/internal/session"
 	"github.com/identityd/identityd/schemas"
 )
 
@@ -16,4 +17,5 @@ import (
 type Resolver struct {
 	Schemas         *schemas.Registry
 	IdentityService *identity.Service
+	Sessions        *session.Service
 }

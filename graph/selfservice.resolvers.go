@@ -7,56 +7,113 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/google/uuid"
 	"github.com/identityd/identityd/model"
 )
 
 func (r *mutationResolver) Register(ctx context.Context, input model.RegisterInput) (*model.AuthPayload, error) {
-	panic(fmt.Errorf("not implemented: Register - register"))
+	x := exchangeFrom(ctx)
+	issued, err := r.Sessions.Register(ctx, &input, x.client())
+	return authPayload(x, issued, err, input.Cookie)
 }
 
 func (r *mutationResolver) Login(ctx context.Context, input model.LoginInput) (*model.AuthPayload, error) {
-	panic(fmt.Errorf("not implemented: Login - login"))
+	x := exchangeFrom(ctx)
+	issued, err := r.Sessions.Login(ctx, &input, x.client())
+	return authPayload(x, issued, err, input.Cookie)
 }
 
 func (r *mutationResolver) Logout(ctx context.Context) (*model.LogoutPayload, error) {
-	panic(fmt.Errorf("not implemented: Logout - logout"))
+	sess, err := model.CallerFromContext(ctx).Session()
+	if err != nil {
+		return nil, err
+	}
+	errs, err := payloadErrors(r.Sessions.Logout(ctx, sess))
+	if err != nil {
+		return nil, err
+	}
+	if c := model.CallerFromContext(ctx); c.ViaCookie {
+		exchangeFrom(ctx).clearSessionCookies()
+	}
+	return &model.LogoutPayload{UserErrors: errs}, nil
 }
 
 func (r *mutationResolver) UpdateMyTraits(ctx context.Context, traits model.JSON) (*model.IdentityPayload, error) {
-	panic(fmt.Errorf("not implemented: UpdateMyTraits - updateMyTraits"))
+	sess, err := model.CallerFromContext(ctx).Session()
+	if err != nil {
+		return nil, err
+	}
+	ident, err := r.Sessions.UpdateTraits(ctx, sess, traits)
+	return identityPayload(ident, err)
 }
 
 func (r *mutationResolver) ChangeMyPassword(ctx context.Context, input model.ChangePasswordInput) (*model.IdentityPayload, error) {
-	panic(fmt.Errorf("not implemented: ChangeMyPassword - changeMyPassword"))
+	sess, err := model.CallerFromContext(ctx).Session()
+	if err != nil {
+		return nil, err
+	}
+	ident, err := r.Sessions.ChangePassword(ctx, sess, &input)
+	return identityPayload(ident, err)
 }
 
 func (r *mutationResolver) RevokeMySession(ctx context.Context, id uuid.UUID) (*model.LogoutPayload, error) {
-	panic(fmt.Errorf("not implemented: RevokeMySession - revokeMySession"))
+	sess, err := model.CallerFromContext(ctx).Session()
+	if err != nil {
+		return nil, err
+	}
+	errs, err := payloadErrors(r.Sessions.Revoke(ctx, sess.IdentityID, id))
+	if err != nil {
+		return nil, err
+	}
+	return &model.LogoutPayload{UserErrors: errs}, nil
 }
 
 func (r *mutationResolver) RevokeMyOtherSessions(ctx context.Context) (*model.RevokeSessionsPayload, error) {
-	panic(fmt.Errorf("not implemented: RevokeMyOtherSessions - revokeMyOtherSessions"))
+	sess, err := model.CallerFromContext(ctx).Session()
+	if err != nil {
+		return nil, err
+	}
+	n, err := r.Sessions.RevokeAll(ctx, sess.IdentityID, sess.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &model.RevokeSessionsPayload{Revoked: n, UserErrors: []*model.UserError{}}, nil
 }
 
 func (r *mutationResolver) RevokeSession(ctx context.Context, id uuid.UUID) (*model.LogoutPayload, error) {
-	panic(fmt.Errorf("not implemented: RevokeSession - revokeSession"))
+	errs, err := payloadErrors(r.Sessions.RevokeAny(ctx, id))
+	if err != nil {
+		return nil, err
+	}
+	return &model.LogoutPayload{UserErrors: errs}, nil
 }
 
 func (r *mutationResolver) RevokeIdentitySessions(ctx context.Context, identityID uuid.UUID) (*model.RevokeSessionsPayload, error) {
-	panic(fmt.Errorf("not implemented: RevokeIdentitySessions - revokeIdentitySessions"))
+	n, err := r.Sessions.RevokeAll(ctx, identityID, uuid.Nil)
+	if err != nil {
+		return nil, err
+	}
+	return &model.RevokeSessionsPayload{Revoked: n, UserErrors: []*model.UserError{}}, nil
 }
 
 func (r *mutationResolver) ExtendSession(ctx context.Context, id uuid.UUID) (*model.SessionPayload, error) {
-	panic(fmt.Errorf("not implemented: ExtendSession - extendSession"))
+	sess, err := r.Sessions.Extend(ctx, id)
+	errs, err := payloadErrors(err)
+	if err != nil {
+		return nil, err
+	}
+	return &model.SessionPayload{Session: sess, UserErrors: errs}, nil
 }
 
 func (r *queryResolver) MySessions(ctx context.Context) ([]*model.Session, error) {
-	panic(fmt.Errorf("not implemented: MySessions - mySessions"))
+	sess, err := model.CallerFromContext(ctx).Session()
+	if err != nil {
+		return nil, err
+	}
+	return r.Sessions.Sessions(ctx, sess.IdentityID, true)
 }
 
 func (r *queryResolver) IdentitySessions(ctx context.Context, identityID uuid.UUID, activeOnly *bool) ([]*model.Session, error) {
-	panic(fmt.Errorf("not implemented: IdentitySessions - identitySessions"))
+	return r.Sessions.Sessions(ctx, identityID, activeOnly == nil || *activeOnly)
 }

@@ -7,13 +7,15 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/identityd/identityd/model"
 )
 
 func (r *sessionResolver) Identity(ctx context.Context, obj *model.Session) (*model.Identity, error) {
-	panic(fmt.Errorf("not implemented: Identity - identity"))
+	if obj.Identity != nil {
+		return obj.Identity, nil
+	}
+	return r.IdentityService.Get(ctx, obj.IdentityID)
 }
 
 func (r *Resolver) Session() SessionResolver { return &sessionResolver{r} }

@@ -14,6 +14,12 @@ type Caller struct {
 	// Presented is true when the request carried any credential (a bearer
 	// token or a session cookie), valid or not.
 	Presented bool
+	// ViaCookie is true when the credential is the session cookie; then
+	// mutations need CSRFValid too.
+	ViaCookie bool
+	// CSRFValid is true when the request carried the session's anti-CSRF
+	// token in its X-CSRF-Token header.
+	CSRFValid bool
 
 	once    sync.Once
 	load    func() (*Session, error)

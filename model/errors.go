@@ -27,6 +27,7 @@ const (
 	CodeUnauthenticated ErrorCode = "UNAUTHENTICATED"
 	CodeForbidden       ErrorCode = "FORBIDDEN"
 	CodeBadUserInput    ErrorCode = "BAD_USER_INPUT"
+	CodeTooManyAttempts ErrorCode = "TOO_MANY_ATTEMPTS"
 	CodeUnavailable     ErrorCode = "UNAVAILABLE"
 	CodeInternal        ErrorCode = "INTERNAL_SERVER_ERROR"
 )

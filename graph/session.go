@@ -1,0 +1,117 @@
+package graph
+
+import (
+	"context"
+	"crypto/subtle"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/identityd/identityd/internal/session"
+	"github.com/identityd/identityd/model"
+)
+
+// CookieConfig is the browser session cookie.
+type CookieConfig struct {
+	Name string
+	// Secure marks cookies Secure; "auto" does so unless the request came
+	// over plain HTTP to a loopback address (local development).
+	Secure   string
+	SameSite http.SameSite
+	// AllowedOrigins are the browser origins that get the cookie without
+	// asking (and CORS with credentials).
+	AllowedOrigins []string
+}
+
+// csrfHeader carries the anti-CSRF token of a cookie session.
+const csrfHeader = "X-CSRF-Token"
+
+type httpKey struct{}
+
+// httpExchange is what resolvers may need of the HTTP exchange: the
+// response (to set cookies) and facts about the client.
+type httpExchange struct {
+	w         http.ResponseWriter
+	r         *http.Request
+	cookies   CookieConfig
+	clientIP  string
+	userAgent string
+}
+
+func exchangeFrom(ctx context.Context) *httpExchange {
+	x, _ := ctx.Value(httpKey{}).(*httpExchange)
+	return x
+}
+
+func (x *httpExchange) client() session.Client {
+	if x == nil {
+		return session.Client{}
+	}
+	return session.Client{IP: x.clientIP, UserAgent: x.userAgent}
+}
+
+// wantsCookie: the client asked for a cookie, or is a browser page from an
+// allowed origin.
+func (x *httpExchange) wantsCookie(asked *bool) bool {
+	if asked != nil {
+		return *asked
+	}
+	if x == nil {
+		return false
+	}
+	o := x.r.Header.Get("Origin")
+	return o != "" && slices.Contains(x.cookies.AllowedOrigins, o)
+}
+
+func (x *httpExchange) secure() bool {
+	switch x.cookies.Secure {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	if x.r.TLS != nil || x.r.Header.Get("X-Forwarded-Proto") == "https" {
+		return true
+	}
+	host, _, _ := net.SplitHostPort(x.r.Host)
+	ip := net.ParseIP(host)
+	return !(host == "localhost" || (ip != nil && ip.IsLoopback()))
+}
+
+// setSessionCookies sets the HttpOnly session cookie and the readable
+// anti-CSRF cookie a frontend echoes in the X-CSRF-Token header.
+func (x *httpExchange) setSessionCookies(token string, expires time.Time) string {
+	csrf := session.CSRFToken(token)
+	if x == nil {
+		return csrf
+	}
+	base := http.Cookie{Path: "/", Expires: expires, Secure: x.secure(), SameSite: x.cookies.SameSite}
+	sc := base
+	sc.Name, sc.Value, sc.HttpOnly = x.cookies.Name, token, true
+	cc := base
+	cc.Name, cc.Value = x.cookies.Name+"_csrf", csrf
+	http.SetCookie(x.w, &sc)
+	http.SetCookie(x.w, &cc)
+	return csrf
+}
+
+// clearSessionCookies removes both cookies (logout).
+func (x *httpExchange) clearSessionCookies() {
+	if x == nil {
+		return
+	}
+	for _, name := range []string{x.cookies.Name, x.cookies.Name + "_csrf"} {
+		http.SetCookie(x.w, &http.Cookie{Name: name, Path: "/", MaxAge: -1, Secure: x.secure(), SameSite: x.cookies.SameSite, HttpOnly: name == x.cookies.Name})
+	}
+}
+
+// callerFromCookie builds the caller of a cookie-authenticated request.
+func (a *Auth) callerFromCookie(r *http.Request, token string) *model.Caller {
+	ctx := r.Context()
+	caller := model.NewCaller(false, true, func() (*model.Session, error) { return a.sessions(ctx, token) })
+	caller.ViaCookie = true
+	got := r.Header.Get(csrfHeader)
+	caller.CSRFValid = got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(session.CSRFToken(token))) == 1
+	return caller
+}

@@ -1,0 +1,201 @@
+// Package session is self-service and sessions: register, login, logout,
+// whoami, the owner's settings, and session management. Session tokens come
+// from crypto/rand and are stored only as their SHA-256.
+package session
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/identityd/identityd/db"
+	"github.com/identityd/identityd/internal/identity"
+	"github.com/identityd/identityd/model"
+)
+
+// TokenPrefix marks session tokens, so a leaked one is recognisable (secret
+// scanners) and is never mistaken for an admin key.
+const TokenPrefix = "ids_st_"
+
+// Config tunes sessions and brute-force limits.
+type Config struct {
+	// Lifespan is how long a session lives.
+	Lifespan time.Duration
+	// PrivilegedFor is how long after signing in a session may change the
+	// password without giving the current one.
+	PrivilegedFor time.Duration
+	// Throttle limits failed logins.
+	Throttle ThrottleConfig
+}
+
+// Service runs the self-service flows. It is safe for concurrent use.
+type Service struct {
+	store      *db.DB
+	identities *identity.Service
+	cfg        Config
+	now        func() time.Time
+	random     io.Reader
+}
+
+// New returns a Service; now and random are injected for repeatable tests
+// (time.Now and crypto/rand.Reader in production).
+func New(store *db.DB, identities *identity.Service, cfg Config, now func() time.Time, random io.Reader) *Service {
+	if cfg.PrivilegedFor == 0 {
+		cfg.PrivilegedFor = 15 * time.Minute
+	}
+	return &Service{store: store, identities: identities, cfg: cfg, now: now, random: random}
+}
+
+// Client is who is on the other end of a request, kept with the session so
+// its owner can recognise it.
+type Client struct {
+	IP        string
+	UserAgent string
+}
+
+// Issued is a new session and the token that proves it, shown once.
+type Issued struct {
+	Session *model.Session
+	Token   string
+}
+
+// HashToken is how a token is stored and looked up.
+func HashToken(token string) []byte {
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
+}
+
+// CSRFToken is the anti-CSRF token that goes with a cookie session: derived
+// from the session token, so nothing more is stored, and useless without it.
+func CSRFToken(sessionToken string) string {
+	sum := sha256.Sum256([]byte("identityd csrf\x00" + sessionToken))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// Register creates an identity with a password and signs it in.
+func (s *Service) Register(ctx context.Context, in *model.RegisterInput, c Client) (*Issued, error) {
+	ident, err := s.identities.Register(ctx, in.SchemaID, in.Traits, in.Password)
+	if err != nil {
+		return nil, err
+	}
+	return s.issue(ctx, ident, c)
+}
+
+// Login checks an identifier and password and issues a session. Failures
+// are limited per identifier and per client address (see ThrottleConfig).
+func (s *Service) Login(ctx context.Context, in *model.LoginInput, c Client) (*Issued, error) {
+	keys := s.throttleKeys(in.Identifier, c)
+	if err := s.checkThrottle(ctx, keys); err != nil {
+		return nil, err
+	}
+	ident, err := s.identities.Authenticate(ctx, in.Identifier, in.Password)
+	if err != nil {
+		if model.ErrorCodeOf(err) == model.CodeInvalidCredentials {
+			if terr := s.recordFailure(ctx, keys); terr != nil {
+				return nil, terr
+			}
+		}
+		return nil, err
+	}
+	if err := s.store.ClearLoginFailures(ctx, keys[0]); err != nil {
+		return nil, err
+	}
+	return s.issue(ctx, ident, c)
+}
+
+// issue makes a session for ident.
+func (s *Service) issue(ctx context.Context, ident *model.Identity, c Client) (*Issued, error) {
+	var raw [32]byte
+	if _, err := io.ReadFull(s.random, raw[:]); err != nil {
+		return nil, fmt.Errorf("session token: %w", err)
+	}
+	token := TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
+	now := s.clock()
+	sess := &model.Session{
+		ID: uuid.Must(uuid.NewV7()), IdentityID: ident.ID, Active: true,
+		IssuedAt: now, ExpiresAt: now.Add(s.cfg.Lifespan), AuthenticatedAt: now,
+		AuthenticationMethods: []string{"password"}, IPAddress: c.IP, UserAgent: truncate(c.UserAgent, 512),
+		Identity: ident,
+	}
+	if err := s.store.CreateSession(ctx, &db.NewSession{Session: sess, TokenHash: HashToken(token),
+		Methods: sess.AuthenticationMethods, IPAddress: sess.IPAddress, UserAgent: sess.UserAgent}); err != nil {
+		return nil, err
+	}
+	return &Issued{Session: sess, Token: token}, nil
+}
+
+// FromToken returns the active session a token proves, with its identity.
+// Every request reads it afresh: a revoked session, or one whose identity
+// was disabled, stops working at once on every server process.
+func (s *Service) FromToken(ctx context.Context, token string) (*model.Session, error) {
+	if !strings.HasPrefix(token, TokenPrefix) {
+		return nil, model.Errorf(model.CodeUnauthenticated, "the bearer token is neither an admin key nor a valid session")
+	}
+	return s.store.ActiveSession(ctx, HashToken(token), s.clock())
+}
+
+// Logout ends sess.
+func (s *Service) Logout(ctx context.Context, sess *model.Session) error {
+	return s.store.RevokeSession(ctx, sess.IdentityID, sess.ID, s.clock())
+}
+
+// UpdateTraits replaces the owner's traits.
+func (s *Service) UpdateTraits(ctx context.Context, sess *model.Session, traits model.JSON) (*model.Identity, error) {
+	return s.identities.UpdateTraits(ctx, sess.IdentityID, traits)
+}
+
+// ChangePassword sets the owner's password and, when asked, ends every other
+// session of theirs.
+func (s *Service) ChangePassword(ctx context.Context, sess *model.Session, in *model.ChangePasswordInput) (*model.Identity, error) {
+	recent := s.clock().Sub(sess.AuthenticatedAt) <= s.cfg.PrivilegedFor
+	if err := s.identities.ChangePassword(ctx, sess.IdentityID, in.CurrentPassword, in.NewPassword, recent); err != nil {
+		return nil, err
+	}
+	if in.RevokeOtherSessions == nil || *in.RevokeOtherSessions {
+		if _, err := s.store.RevokeSessions(ctx, sess.IdentityID, sess.ID, s.clock()); err != nil {
+			return nil, err
+		}
+	}
+	return s.identities.Get(ctx, sess.IdentityID)
+}
+
+// Sessions lists an identity's sessions.
+func (s *Service) Sessions(ctx context.Context, identityID uuid.UUID, activeOnly bool) ([]*model.Session, error) {
+	return s.store.Sessions(ctx, identityID, activeOnly, s.clock())
+}
+
+// Revoke ends one session of identityID.
+func (s *Service) Revoke(ctx context.Context, identityID, sessionID uuid.UUID) error {
+	return s.store.RevokeSession(ctx, identityID, sessionID, s.clock())
+}
+
+// RevokeAny ends one session, whoever's it is (admins).
+func (s *Service) RevokeAny(ctx context.Context, sessionID uuid.UUID) error {
+	return s.store.RevokeSession(ctx, uuid.Nil, sessionID, s.clock())
+}
+
+// RevokeAll ends every session of identityID except keep (uuid.Nil: all).
+func (s *Service) RevokeAll(ctx context.Context, identityID, keep uuid.UUID) (int, error) {
+	return s.store.RevokeSessions(ctx, identityID, keep, s.clock())
+}
+
+// Extend moves an active session's expiry to a full lifespan from now.
+func (s *Service) Extend(ctx context.Context, sessionID uuid.UUID) (*model.Session, error) {
+	now := s.clock()
+	return s.store.ExtendSession(ctx, sessionID, now.Add(s.cfg.Lifespan), now)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
