@@ -2,7 +2,6 @@ package db
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -423,58 +422,15 @@ func loadRelations(ctx context.Context, idb bun.IDB, ids []*model.Identity) erro
 	for i, x := range ids {
 		byID[x.ID] = x
 		keys[i] = x.ID
+		x.RelationsLoaded = true
 	}
-	// Credentials and their identifiers in one query; config (the secret)
-	// is never selected here.
-	var creds []struct {
-		ID         uuid.UUID      `bun:"id"`
-		IdentityID uuid.UUID      `bun:"identity_id"`
-		Type       string         `bun:"type"`
-		CreatedAt  time.Time      `bun:"created_at"`
-		UpdatedAt  time.Time      `bun:"updated_at"`
-		Identifier sql.NullString `bun:"identifier"`
+	if err := loadCredentials(ctx, idb, byID, keys); err != nil {
+		return err
 	}
-	if err := idb.NewSelect().TableExpr("identity_credentials AS c").
-		ColumnExpr("c.id, c.identity_id, c.type, c.created_at, c.updated_at, i.identifier").
-		Join("LEFT JOIN identity_credential_identifiers AS i ON i.credential_id = c.id").
-		Where("c.identity_id IN (?)", bun.In(keys)).
-		OrderExpr("c.identity_id, c.type, i.identifier").
-		Scan(ctx, &creds); err != nil {
-		return fmt.Errorf("load credentials: %w", err)
+	if err := loadVerifiable(ctx, idb, byID, keys); err != nil {
+		return err
 	}
-	var last *model.Credential
-	var lastID uuid.UUID
-	for _, c := range creds {
-		if last == nil || lastID != c.ID {
-			last = &model.Credential{Type: credentialType(c.Type), Identifiers: []string{}, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC()}
-			lastID = c.ID
-			byID[c.IdentityID].Credentials = append(byID[c.IdentityID].Credentials, last)
-		}
-		if c.Identifier.Valid {
-			last.Identifiers = append(last.Identifiers, c.Identifier.String)
-		}
-	}
-
-	var vas []*verifiableAddressRow
-	if err := idb.NewSelect().Model(&vas).Where("identity_id IN (?)", bun.In(keys)).OrderExpr("identity_id, created_at, value").Scan(ctx); err != nil {
-		return fmt.Errorf("load verifiable addresses: %w", err)
-	}
-	for _, a := range vas {
-		byID[a.IdentityID].VerifiableAddresses = append(byID[a.IdentityID].VerifiableAddresses, &model.VerifiableAddress{
-			ID: a.ID, Value: a.Value, Via: a.Via, Verified: a.Verified, Status: a.Status,
-			VerifiedAt: utcPtr(a.VerifiedAt), CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
-		})
-	}
-	var ras []*recoveryAddressRow
-	if err := idb.NewSelect().Model(&ras).Where("identity_id IN (?)", bun.In(keys)).OrderExpr("identity_id, created_at, value").Scan(ctx); err != nil {
-		return fmt.Errorf("load recovery addresses: %w", err)
-	}
-	for _, a := range ras {
-		byID[a.IdentityID].RecoveryAddresses = append(byID[a.IdentityID].RecoveryAddresses, &model.RecoveryAddress{
-			ID: a.ID, Value: a.Value, Via: a.Via, CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
-		})
-	}
-	return nil
+	return loadRecovery(ctx, idb, byID, keys)
 }
 
 func credentialType(t string) model.CredentialType {

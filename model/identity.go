@@ -32,6 +32,9 @@ type Identity struct {
 	RecoveryAddresses   []*RecoveryAddress
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
+	// RelationsLoaded tells whether Credentials and the addresses were
+	// loaded with the identity; when not, they are fetched on demand.
+	RelationsLoaded bool
 }
 
 // Credential is a way to sign in and the identifiers it accepts. Its secret

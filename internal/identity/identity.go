@@ -201,3 +201,28 @@ func deref(p *string) string {
 	}
 	return *p
 }
+
+// Credentials returns an identity's credentials, for an identity loaded
+// without them (whoami reads the identity alone, in one query).
+func (s *Service) Credentials(ctx context.Context, ident *model.Identity) ([]*model.Credential, error) {
+	if ident.RelationsLoaded {
+		return ident.Credentials, nil
+	}
+	return s.store.Credentials(ctx, ident.ID)
+}
+
+// VerifiableAddresses returns an identity's verifiable addresses.
+func (s *Service) VerifiableAddresses(ctx context.Context, ident *model.Identity) ([]*model.VerifiableAddress, error) {
+	if ident.RelationsLoaded {
+		return ident.VerifiableAddresses, nil
+	}
+	return s.store.VerifiableAddresses(ctx, ident.ID)
+}
+
+// RecoveryAddresses returns an identity's recovery addresses.
+func (s *Service) RecoveryAddresses(ctx context.Context, ident *model.Identity) ([]*model.RecoveryAddress, error) {
+	if ident.RelationsLoaded {
+		return ident.RecoveryAddresses, nil
+	}
+	return s.store.RecoveryAddresses(ctx, ident.ID)
+}
