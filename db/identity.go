@@ -509,6 +509,22 @@ func newID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
 func (db *DB) CreateIdentities(ctx context.Context, ws []*IdentityWrite) ([]error, error) {
 	errs := make([]error, len(ws))
 	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		// The common case, every item fine, goes in one multi-row insert per
+		// table; only when that fails is each item tried on its own.
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT import_batch"); err != nil {
+			return err
+		}
+		err := insertBulk(ctx, tx, ws)
+		if err == nil {
+			_, err = tx.ExecContext(ctx, "RELEASE SAVEPOINT import_batch")
+			return err
+		}
+		if !isUniqueViolation(err) {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT import_batch"); err != nil {
+			return err
+		}
 		for i, w := range ws {
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT import_item"); err != nil {
 				return err
