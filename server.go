@@ -250,11 +250,41 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		}
 		writeHealth(w, http.StatusOK, "ok")
 	})
-	return &app{store: store, handler: graph.WithRequestID(mux), adminKeys: keys, generatedKey: generated}, nil
+	return &app{store: store, handler: graph.WithRequestID(accessLog(log, mux)), adminKeys: keys, generatedKey: generated}, nil
 }
 
 // Close releases the database.
 func (a *app) Close() error { return a.store.Close() }
+
+// accessLog logs one line per request at debug level (warn for 5xx):
+// method, path, status, duration and request id, never headers, so no
+// token or key can reach a log.
+func accessLog(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		level := slog.LevelDebug
+		if sw.status >= 500 {
+			level = slog.LevelWarn
+		}
+		log.Log(r.Context(), level, "http", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			"duration", time.Since(start), "request_id", graph.RequestID(r.Context()))
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func writeHealth(w http.ResponseWriter, code int, status string) {
 	w.Header().Set("Content-Type", "application/json")
