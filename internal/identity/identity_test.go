@@ -1,0 +1,123 @@
+package identity_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/identityd/identityd/db"
+	"github.com/identityd/identityd/db/dbtest"
+	"github.com/identityd/identityd/internal/identity"
+	"github.com/identityd/identityd/internal/password"
+	"github.com/identityd/identityd/model"
+	"github.com/identityd/identityd/schemas"
+)
+
+func newService(t *testing.T, store *db.DB) (*identity.Service, *password.Hasher) {
+	t.Helper()
+	reg, err := schemas.NewRegistry(context.Background(), "default", []schemas.Source{
+		{ID: "default", URL: "preset://email"},
+		{ID: "user", URL: "preset://username"},
+	}, schemas.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := password.DefaultParams()
+	p.Memory, p.Iterations = 8*1024, 1
+	h := password.NewHasher(p, 2)
+	return identity.New(store, reg, h, password.DefaultPolicy(), time.Now), h
+}
+
+func str(s string) *string { return &s }
+
+func TestPatch(t *testing.T) {
+	dbtest.EachDB(t, func(t *testing.T, store *db.DB) {
+		ctx := context.Background()
+		svc, _ := newService(t, store)
+		ident, err := svc.Create(ctx, &model.CreateIdentityInput{Traits: model.JSON(`{"email":"p@example.com"}`), MetadataPublic: model.JSON(`{"n":9007199254740993}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		op := func(op, path, value string) *model.JSONPatchOperation {
+			o := &model.JSONPatchOperation{Op: op, Path: path}
+			if value != "" {
+				o.Value = model.JSON(value)
+			}
+			return o
+		}
+		tests := []struct {
+			name     string
+			ops      []*model.JSONPatchOperation
+			wantCode model.ErrorCode
+			wantPath string
+			check    func(*model.Identity) bool
+		}{
+			{"replace email", []*model.JSONPatchOperation{op("replace", "/traits/email", `"q@example.com"`)}, "", "", func(i *model.Identity) bool {
+				return strings.Contains(string(i.Traits), "q@example.com")
+			}},
+			{"state inactive", []*model.JSONPatchOperation{op("replace", "/state", `"inactive"`)}, "", "", func(i *model.Identity) bool {
+				return i.State == model.IdentityStateInactive && i.StateChangedAt != nil
+			}},
+			{"metadata keeps numbers", []*model.JSONPatchOperation{op("add", "/metadata_public/m", `1.50`)}, "", "", func(i *model.Identity) bool {
+				return strings.Contains(string(i.MetadataPublic), "9007199254740993") && strings.Contains(string(i.MetadataPublic), "1.50")
+			}},
+			{"admin metadata", []*model.JSONPatchOperation{op("add", "/metadata_admin", `{"role":"x"}`)}, "", "", func(i *model.Identity) bool {
+				return string(i.MetadataAdmin) == `{"role":"x"}`
+			}},
+			{"id is fixed", []*model.JSONPatchOperation{op("replace", "/id", `"00000000-0000-0000-0000-000000000000"`)}, model.CodeInvalidPatch, "/id", nil},
+			{"bad state", []*model.JSONPatchOperation{op("replace", "/state", `"gone"`)}, model.CodeInvalidPatch, "/state", nil},
+			{"failing test op", []*model.JSONPatchOperation{op("replace", "/traits/email", `"r@example.com"`), op("test", "/traits/email", `"nope"`)}, model.CodeInvalidPatch, "/patch/1", nil},
+			{"unknown key", []*model.JSONPatchOperation{op("add", "/foo", `1`)}, model.CodeInvalidPatch, "/patch", nil},
+			{"traits validated", []*model.JSONPatchOperation{op("replace", "/traits/email", `"not an email"`)}, model.CodeValidationFailed, "/traits/email", nil},
+			{"schema change validated", []*model.JSONPatchOperation{op("replace", "/schema_id", `"user"`)}, model.CodeValidationFailed, "", nil},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				got, err := svc.Patch(ctx, ident.ID, tc.ops)
+				if tc.wantCode == "" {
+					if err != nil || !tc.check(got) {
+						t.Fatalf("got %+v, %v", got, err)
+					}
+					return
+				}
+				es := model.UserErrors(err)
+				if len(es) == 0 || es[0].Code != tc.wantCode || (tc.wantPath != "" && es[0].Path != tc.wantPath) {
+					t.Fatalf("err %v, want %s at %q", err, tc.wantCode, tc.wantPath)
+				}
+			})
+		}
+	})
+}
+
+// TestAuthenticateRehashes: an imported bcrypt hash signs in, and is
+// replaced by argon2id with the current parameters on that login.
+func TestAuthenticateRehashes(t *testing.T) {
+	dbtest.EachDB(t, func(t *testing.T, store *db.DB) {
+		ctx := context.Background()
+		svc, h := newService(t, store)
+		b, _ := bcrypt.GenerateFromPassword([]byte("a long secret phrase"), bcrypt.MinCost)
+		if _, err := svc.Create(ctx, &model.CreateIdentityInput{Traits: model.JSON(`{"email":"old@example.com"}`),
+			Credentials: &model.CredentialsInput{Password: &model.PasswordCredentialInput{HashedPassword: str(string(b))}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Authenticate(ctx, " OLD@example.com", "wrong password!"); model.ErrorCodeOf(err) != model.CodeInvalidCredentials {
+			t.Fatalf("wrong password: %v", err)
+		}
+		if _, err := svc.Authenticate(ctx, "nobody@example.com", "whatever it is"); model.ErrorCodeOf(err) != model.CodeInvalidCredentials {
+			t.Fatalf("unknown identifier: %v", err)
+		}
+		if _, err := svc.Authenticate(ctx, " OLD@example.com", "a long secret phrase"); err != nil {
+			t.Fatal(err)
+		}
+		cred, err := store.FindPasswordCredential(ctx, []string{"old@example.com"})
+		if err != nil || !strings.HasPrefix(cred.Hash, "$argon2id$") || h.NeedsRehash(cred.Hash) {
+			t.Fatalf("after login the hash is %.12s…, %v; want a current argon2id", cred.Hash, err)
+		}
+		if _, err := svc.Authenticate(ctx, "old@example.com", "a long secret phrase"); err != nil {
+			t.Fatalf("login after rehash: %v", err)
+		}
+	})
+}
