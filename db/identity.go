@@ -223,6 +223,15 @@ func (db *DB) UpdateIdentity(ctx context.Context, id uuid.UUID, change func(cur 
 			Exec(ctx); err != nil {
 			return err
 		}
+		if cur[0].State == model.IdentityStateActive && w.Identity.State == model.IdentityStateInactive {
+			// A disabled identity loses its sessions at once, and for good:
+			// enabling it again does not bring them back.
+			if _, err := tx.NewUpdate().Model((*sessionRow)(nil)).Set("active = ?", false).
+				Set("updated_at = ?", w.Identity.UpdatedAt.UTC()).
+				Where("identity_id = ? AND active = ?", id, true).Exec(ctx); err != nil {
+				return err
+			}
+		}
 		return writeRelations(ctx, tx, w, false)
 	})
 	if err != nil {

@@ -62,9 +62,12 @@ func (db *DB) CreateSession(ctx context.Context, s *NewSession) error {
 }
 
 // ActiveSession finds the session whose token hashes to tokenHash, if it is
-// active, unexpired at now, and its identity is active: one indexed read
-// joining the identity. Anything else is UNAUTHENTICATED, whatever the reason,
-// so a probe learns nothing.
+// active, unexpired at now, and its identity is active and has not changed
+// state since the session was issued (a session is only issued to an active
+// identity, so a later change means it was disabled meanwhile: enabling it
+// again must not bring its old sessions back). One indexed read joining the
+// identity. Anything else is UNAUTHENTICATED, whatever the reason, so a probe
+// learns nothing.
 func (db *DB) ActiveSession(ctx context.Context, tokenHash []byte, now time.Time) (*model.Session, error) {
 	var out struct {
 		sessionRow `bun:",extend"`
@@ -81,6 +84,7 @@ func (db *DB) ActiveSession(ctx context.Context, tokenHash []byte, now time.Time
 		Where("s.active = ?", true).
 		Where("s.expires_at > ?", now.UTC()).
 		Where("i.state = ?", model.StateActiveJSON).
+		Where("(i.state_changed_at IS NULL OR i.state_changed_at <= s.issued_at)").
 		Scan(ctx, &out)
 	if err != nil {
 		if model.ErrorCodeOf(notFound(err, "session")) == model.CodeNotFound {

@@ -1,0 +1,59 @@
+package db
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/uptrace/bun"
+)
+
+// queryCounter is a bun.QueryHook that counts queries while it is on. It is
+// installed at most once per DB and stays installed; when off it costs one
+// atomic load per query.
+type queryCounter struct {
+	on sync.Mutex // held by the one CountQueries running at a time
+	// counting is set while a CountQueries is running.
+	counting atomic.Bool
+	n        atomic.Int64
+}
+
+func (c *queryCounter) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context {
+	if c.counting.Load() {
+		c.n.Add(1)
+	}
+	return ctx
+}
+
+func (c *queryCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
+
+// queryCounters holds each DB's counter, so that db.go needs no field for a
+// test hook.
+var queryCounters sync.Map // *DB → *queryCounter
+
+// CountQueries starts counting the queries db runs, on every connection, and
+// returns stop, which ends the count and returns it. It is for tests that
+// check how many queries an operation costs (a page of 250 identities must
+// cost what a page of 1 does). Counts do not overlap: a second CountQueries
+// waits until the first one's stop. The first call installs the hook, which
+// is not safe while queries run: call it before the database is in use.
+func (db *DB) CountQueries() (stop func() int) {
+	v, loaded := queryCounters.LoadOrStore(db, &queryCounter{})
+	c := v.(*queryCounter)
+	if !loaded {
+		db.bun.AddQueryHook(c)
+	}
+	c.on.Lock()
+	c.n.Store(0)
+	c.counting.Store(true)
+	var once sync.Once
+	var total int
+	return func() int {
+		once.Do(func() {
+			c.counting.Store(false)
+			total = int(c.n.Load())
+			c.on.Unlock()
+		})
+		return total
+	}
+}
