@@ -118,12 +118,21 @@ func (s *Service) prepare(ctx context.Context, ident *model.Identity, creds *mod
 	}
 	if o := creds.Oidc; o != nil {
 		w.OIDC = []db.OIDCProvider{}
+		seen := map[db.OIDCProvider]bool{}
 		for i, p := range o.Providers {
 			if p.Provider == "" || p.Subject == "" {
 				return nil, &model.Error{Code: model.CodeValidationFailed, Path: fmt.Sprintf("/credentials/oidc/providers/%d", i),
 					Message: "provider and subject must not be empty"}
 			}
-			w.OIDC = append(w.OIDC, db.OIDCProvider{Provider: p.Provider, Subject: p.Subject})
+			link := db.OIDCProvider{Provider: p.Provider, Subject: p.Subject}
+			// A repeat would collide with itself in storage and read as
+			// IDENTIFIER_TAKEN by nobody.
+			if seen[link] {
+				return nil, &model.Error{Code: model.CodeValidationFailed, Path: fmt.Sprintf("/credentials/oidc/providers/%d", i),
+					Message: "this provider and subject are listed twice"}
+			}
+			seen[link] = true
+			w.OIDC = append(w.OIDC, link)
 			w.Identifiers = append(w.Identifiers, db.Identifier{Type: db.CredentialOIDC, Value: p.Provider + ":" + p.Subject,
 				Path: fmt.Sprintf("/credentials/oidc/providers/%d", i)})
 		}
@@ -187,7 +196,23 @@ func (s *Service) prepareUpdate(ctx context.Context, cur, next *model.Identity, 
 	if next.State != cur.State {
 		next.StateChangedAt = &now
 	}
-	return s.prepare(ctx, next, creds)
+	w, err := s.prepare(ctx, next, creds)
+	if err != nil {
+		return nil, err
+	}
+	// OIDC identifiers come from the credential, not from the traits: a write
+	// that sets no OIDC providers keeps them (and keeps them unique).
+	if creds == nil || creds.Oidc == nil {
+		for _, c := range cur.Credentials {
+			if c.Type != model.CredentialTypeOidc {
+				continue
+			}
+			for _, v := range c.Identifiers {
+				w.Identifiers = append(w.Identifiers, db.Identifier{Type: db.CredentialOIDC, Value: v, Path: "/credentials/oidc"})
+			}
+		}
+	}
+	return w, nil
 }
 
 // Delete removes an identity with everything that hangs off it.

@@ -49,6 +49,10 @@ func (s *Service) Import(ctx context.Context, ins []*model.CreateIdentityInput) 
 	var at []int
 	for i, w := range writes {
 		if results[i].Err == nil {
+			// The workers drew ids in whatever order they ran; ids drawn
+			// again here, in input order, keep the import's order in
+			// listings (ids sort by creation).
+			w.Identity.ID = uuid.Must(uuid.NewV7())
 			batch = append(batch, w)
 			at = append(at, i)
 		}

@@ -3,6 +3,8 @@ package identity
 import (
 	"context"
 	"encoding/base64"
+	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -63,6 +65,11 @@ func (s *Service) List(ctx context.Context, first *int, after *string, f *model.
 			filter.Identifiers = schemas.LoginCandidates(*f.CredentialsIdentifier)
 			if filter.Identifiers == nil {
 				filter.Identifiers = []string{}
+			}
+			// OIDC identifiers (provider:subject) keep their case: look the
+			// value up as given too, as credentials.identifiers shows it.
+			if v := strings.TrimSpace(*f.CredentialsIdentifier); v != "" && !slices.Contains(filter.Identifiers, v) {
+				filter.Identifiers = append(filter.Identifiers, v)
 			}
 		}
 	}
