@@ -766,25 +766,25 @@ func TestAdminPatchIdentity(t *testing.T) {
 		ops: func(identityJSON) []map[string]any {
 			return []map[string]any{op("replace", "/id", uuid.NewString())}
 		},
-		wantErrors: []string{"INVALID_PATCH /id"},
+		wantErrors: []string{"INVALID_PATCH /patch/0"},
 	}, {
 		name: "created_at",
 		ops: func(identityJSON) []map[string]any {
 			return []map[string]any{op("replace", "/created_at", "2001-01-01T00:00:00Z")}
 		},
-		wantErrors: []string{"INVALID_PATCH /created_at"},
+		wantErrors: []string{"INVALID_PATCH /patch/0"},
 	}, {
 		name: "bad state",
 		ops: func(identityJSON) []map[string]any {
-			return []map[string]any{op("replace", "/state", "banned")}
+			return []map[string]any{op("add", "/metadata_public", map[string]any{"a": 1}), op("replace", "/state", "banned")}
 		},
-		wantErrors: []string{"INVALID_PATCH /state"},
+		wantErrors: []string{"INVALID_PATCH /patch/1"},
 	}, {
 		name: "upper-case state",
 		ops: func(identityJSON) []map[string]any {
 			return []map[string]any{op("replace", "/state", "INACTIVE")}
 		},
-		wantErrors: []string{"INVALID_PATCH /state"},
+		wantErrors: []string{"INVALID_PATCH /patch/0"},
 	}, {
 		name: "failing test op",
 		ops: func(identityJSON) []map[string]any {

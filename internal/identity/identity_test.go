@@ -67,8 +67,8 @@ func TestPatch(t *testing.T) {
 			{"admin metadata", []*model.JSONPatchOperation{op("add", "/metadata_admin", `{"role":"x"}`)}, "", "", func(i *model.Identity) bool {
 				return string(i.MetadataAdmin) == `{"role":"x"}`
 			}},
-			{"id is fixed", []*model.JSONPatchOperation{op("replace", "/id", `"00000000-0000-0000-0000-000000000000"`)}, model.CodeInvalidPatch, "/id", nil},
-			{"bad state", []*model.JSONPatchOperation{op("replace", "/state", `"gone"`)}, model.CodeInvalidPatch, "/state", nil},
+			{"id is fixed", []*model.JSONPatchOperation{op("replace", "/id", `"00000000-0000-0000-0000-000000000000"`)}, model.CodeInvalidPatch, "/patch/0", nil},
+			{"bad state", []*model.JSONPatchOperation{op("replace", "/state", `"gone"`)}, model.CodeInvalidPatch, "/patch/0", nil},
 			{"failing test op", []*model.JSONPatchOperation{op("replace", "/traits/email", `"r@example.com"`), op("test", "/traits/email", `"nope"`)}, model.CodeInvalidPatch, "/patch/1", nil},
 			{"unknown key", []*model.JSONPatchOperation{op("add", "/foo", `1`)}, model.CodeInvalidPatch, "/patch", nil},
 			{"traits validated", []*model.JSONPatchOperation{op("replace", "/traits/email", `"not an email"`)}, model.CodeValidationFailed, "/traits/email", nil},

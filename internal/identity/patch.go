@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
@@ -51,7 +52,7 @@ func (s *Service) Patch(ctx context.Context, id uuid.UUID, ops []*model.JSONPatc
 		}
 		after, err := decodePatched(doc, before)
 		if err != nil {
-			return nil, err
+			return nil, blame(err, ops)
 		}
 		next := *cur
 		next.SchemaID = after.SchemaID
@@ -64,7 +65,7 @@ func (s *Service) Patch(ctx context.Context, id uuid.UUID, ops []*model.JSONPatc
 		case model.StateInactiveJSON:
 			next.State = model.IdentityStateInactive
 		default:
-			return nil, &model.Error{Code: model.CodeInvalidPatch, Path: "/state", Message: `state must be "active" or "inactive"`}
+			return nil, blame(&model.Error{Code: model.CodeInvalidPatch, Path: "/state", Message: `state must be "active" or "inactive"`}, ops)
 		}
 		return s.prepareUpdate(ctx, cur, &next, nil)
 	})
@@ -147,4 +148,21 @@ func nullable(j model.JSON) json.RawMessage {
 		return json.RawMessage("null")
 	}
 	return json.RawMessage(j)
+}
+
+// blame points an error about a field of the patched document at the last
+// operation that touched it: /patch/<index> is a pointer into the input, as
+// every userError path is; the message names the field.
+func blame(err error, ops []*model.JSONPatchOperation) error {
+	e, ok := err.(*model.Error)
+	if !ok || e.Path == "" || e.Path == "/patch" {
+		return err
+	}
+	for i := len(ops) - 1; i >= 0; i-- {
+		touches := func(p string) bool { return p == e.Path || strings.HasPrefix(p, e.Path+"/") }
+		if touches(ops[i].Path) || (ops[i].From != nil && touches(*ops[i].From)) {
+			return &model.Error{Code: e.Code, Path: fmt.Sprintf("/patch/%d", i), Message: e.Message}
+		}
+	}
+	return err
 }
