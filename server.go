@@ -285,6 +285,9 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 		if sw.status >= 500 {
 			level = slog.LevelWarn
 		}
+		if !log.Enabled(r.Context(), level) {
+			return // the hot path pays nothing for a line nobody reads
+		}
 		log.Log(r.Context(), level, "http", "method", r.Method, "path", r.URL.Path, "status", sw.status,
 			"duration", time.Since(start), "request_id", graph.RequestID(r.Context()))
 	})
