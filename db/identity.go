@@ -345,72 +345,54 @@ func writeRelations(ctx context.Context, idb bun.IDB, w *IdentityWrite, isNew bo
 			return err
 		}
 	}
-	if err := syncVerifiable(ctx, idb, id, w.VerifiableAddresses, now, isNew); err != nil {
+	if err := syncAddresses(ctx, idb, id, w.VerifiableAddresses, isNew,
+		func(r *verifiableAddressRow) (uuid.UUID, string, string) { return r.ID, r.Via, r.Value },
+		func(a Address) *verifiableAddressRow {
+			return &verifiableAddressRow{ID: newID(), IdentityID: id, Via: a.Via, Value: a.Value,
+				Status: model.VerificationPending, CreatedAt: now, UpdatedAt: now}
+		}); err != nil {
 		return err
 	}
-	return syncRecovery(ctx, idb, id, w.RecoveryAddresses, now, isNew)
+	return syncAddresses(ctx, idb, id, w.RecoveryAddresses, isNew,
+		func(r *recoveryAddressRow) (uuid.UUID, string, string) { return r.ID, r.Via, r.Value },
+		func(a Address) *recoveryAddressRow {
+			return &recoveryAddressRow{ID: newID(), IdentityID: id, Via: a.Via, Value: a.Value, CreatedAt: now, UpdatedAt: now}
+		})
 }
 
-func syncVerifiable(ctx context.Context, idb bun.IDB, id uuid.UUID, want []Address, now time.Time, isNew bool) error {
+// syncAddresses brings one address table of an identity in line with want.
+// Addresses that stay keep their rows (and so a verified address stays
+// verified); the others are deleted or inserted. R is the row type
+// (*verifiableAddressRow or *recoveryAddressRow); key reads a row's id, via
+// and value; fresh makes a new row.
+func syncAddresses[R any](ctx context.Context, idb bun.IDB, id uuid.UUID, want []Address, isNew bool,
+	key func(R) (uuid.UUID, string, string), fresh func(Address) R) error {
 	keep := map[[2]string]bool{}
 	if !isNew {
-		var cur []*verifiableAddressRow
+		var cur []R
 		if err := idb.NewSelect().Model(&cur).Column("id", "via", "value").Where("identity_id = ?", id).Scan(ctx); err != nil {
 			return err
 		}
 		var drop []uuid.UUID
 		for _, c := range cur {
-			if slices.ContainsFunc(want, func(a Address) bool { return a.Via == c.Via && a.Value == c.Value }) {
-				keep[[2]string{c.Via, c.Value}] = true
+			rowID, via, value := key(c)
+			if slices.ContainsFunc(want, func(a Address) bool { return a.Via == via && a.Value == value }) {
+				keep[[2]string{via, value}] = true
 			} else {
-				drop = append(drop, c.ID)
+				drop = append(drop, rowID)
 			}
 		}
 		if len(drop) > 0 {
-			if _, err := idb.NewDelete().Model((*verifiableAddressRow)(nil)).Where("id IN (?)", bun.In(drop)).Exec(ctx); err != nil {
+			var table R // a nil row pointer names the table
+			if _, err := idb.NewDelete().Model(table).Where("id IN (?)", bun.In(drop)).Exec(ctx); err != nil {
 				return err
 			}
 		}
 	}
-	var rows []*verifiableAddressRow
+	var rows []R
 	for _, a := range want {
 		if !keep[[2]string{a.Via, a.Value}] {
-			rows = append(rows, &verifiableAddressRow{ID: newID(), IdentityID: id, Via: a.Via, Value: a.Value,
-				Status: model.VerificationPending, CreatedAt: now, UpdatedAt: now})
-		}
-	}
-	if len(rows) == 0 {
-		return nil
-	}
-	_, err := idb.NewInsert().Model(&rows).Exec(ctx)
-	return err
-}
-
-func syncRecovery(ctx context.Context, idb bun.IDB, id uuid.UUID, want []Address, now time.Time, isNew bool) error {
-	keep := map[[2]string]bool{}
-	if !isNew {
-		var cur []*recoveryAddressRow
-		if err := idb.NewSelect().Model(&cur).Column("id", "via", "value").Where("identity_id = ?", id).Scan(ctx); err != nil {
-			return err
-		}
-		var drop []uuid.UUID
-		for _, c := range cur {
-			if slices.ContainsFunc(want, func(a Address) bool { return a.Via == c.Via && a.Value == c.Value }) {
-				keep[[2]string{c.Via, c.Value}] = true
-			} else {
-				drop = append(drop, c.ID)
-			}
-		}
-		if len(drop) > 0 {
-			if _, err := idb.NewDelete().Model((*recoveryAddressRow)(nil)).Where("id IN (?)", bun.In(drop)).Exec(ctx); err != nil {
-				return err
-			}
-		}
-	}
-	var rows []*recoveryAddressRow
-	for _, a := range want {
-		if !keep[[2]string{a.Via, a.Value}] {
-			rows = append(rows, &recoveryAddressRow{ID: newID(), IdentityID: id, Via: a.Via, Value: a.Value, CreatedAt: now, UpdatedAt: now})
+			rows = append(rows, fresh(a))
 		}
 	}
 	if len(rows) == 0 {
