@@ -18,19 +18,16 @@ type newIdentityRows struct {
 	recovery    []*recoveryAddressRow
 }
 
-// rowsFor lays out the rows a new identity needs, as writeRelations would
-// write them one by one.
-func rowsFor(w *IdentityWrite) *newIdentityRows {
-	id := w.Identity.ID
-	now := w.Identity.UpdatedAt.UTC()
-	out := &newIdentityRows{identity: newIdentityRow(w.Identity)}
-	configs := map[string]rawJSON{}
-	var order []string
+// credentialConfigs lists the credential types w needs, in a stable order
+// (each type with an identifier, then any secret being set), with the
+// config to store for each; nil means no secret was given.
+func credentialConfigs(w *IdentityWrite) (types []string, configs map[string]rawJSON) {
+	configs = map[string]rawJSON{}
 	need := func(typ string, cfg rawJSON) {
 		if _, ok := configs[typ]; !ok {
-			order = append(order, typ)
-		}
-		if cfg != nil || configs[typ] == nil {
+			types = append(types, typ)
+			configs[typ] = cfg
+		} else if cfg != nil {
 			configs[typ] = cfg
 		}
 	}
@@ -38,15 +35,30 @@ func rowsFor(w *IdentityWrite) *newIdentityRows {
 		need(ident.Type, nil)
 	}
 	if w.Password != nil {
-		b, _ := json.Marshal(map[string]string{"hashed_password": w.Password.Hash})
-		need(CredentialPassword, b)
+		need(CredentialPassword, passwordConfig(w.Password.Hash))
 	}
 	if w.OIDC != nil {
 		b, _ := json.Marshal(map[string]any{"providers": w.OIDC})
 		need(CredentialOIDC, b)
 	}
+	return types, configs
+}
+
+// passwordConfig is the stored form of a password credential, as Kratos
+// writes it.
+func passwordConfig(hash string) rawJSON {
+	b, _ := json.Marshal(map[string]string{"hashed_password": hash})
+	return b
+}
+
+// rowsFor lays out the rows a new identity needs.
+func rowsFor(w *IdentityWrite) *newIdentityRows {
+	id := w.Identity.ID
+	now := w.Identity.UpdatedAt.UTC()
+	out := &newIdentityRows{identity: newIdentityRow(w.Identity)}
+	types, configs := credentialConfigs(w)
 	credIDs := map[string]*credentialRow{}
-	for _, typ := range order {
+	for _, typ := range types {
 		cfg := configs[typ]
 		if cfg == nil {
 			cfg = rawJSON("{}")

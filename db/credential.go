@@ -76,29 +76,45 @@ func (db *DB) passwordCredential(ctx context.Context, id uuid.UUID, state string
 	return out, nil
 }
 
-// ReplacePasswordHash swaps an identity's password hash if it still is old
-// (empty old: whatever it is), creating the password credential if needed. A
-// login's rehash thus never overwrites a password changed meanwhile.
+// ReplacePasswordHash swaps an identity's password hash if it still is old,
+// so a login's rehash never overwrites a password changed meanwhile. It
+// reports whether it did.
 func (db *DB) ReplacePasswordHash(ctx context.Context, identityID uuid.UUID, old, hash string, now time.Time) (bool, error) {
-	cfg, _ := json.Marshal(map[string]string{"hashed_password": hash})
-	q := db.bun.NewUpdate().Model((*credentialRow)(nil)).
-		Set("config = ?", rawJSON(cfg)).Set("updated_at = ?", now.UTC()).
-		Where("identity_id = ? AND type = ?", identityID, CredentialPassword)
-	if old != "" {
-		oldCfg, _ := json.Marshal(map[string]string{"hashed_password": old})
-		q = q.Where("CAST(config AS TEXT) = ?", string(oldCfg))
-	}
-	res, err := q.Exec(ctx)
+	res, err := db.bun.NewUpdate().Model((*credentialRow)(nil)).
+		Set("config = ?", passwordConfig(hash)).Set("updated_at = ?", now.UTC()).
+		Where("identity_id = ? AND type = ?", identityID, CredentialPassword).
+		Where("CAST(config AS TEXT) = ?", string(passwordConfig(old))).
+		Exec(ctx)
 	if err != nil {
 		return false, wrap(err)
 	}
 	n, _ := res.RowsAffected()
-	if n > 0 || old != "" {
-		return n > 0, nil
-	}
-	row := &credentialRow{ID: newID(), IdentityID: identityID, Type: CredentialPassword, Config: cfg, CreatedAt: now.UTC(), UpdatedAt: now.UTC()}
-	if _, err := db.bun.NewInsert().Model(row).Exec(ctx); err != nil {
-		return false, wrap(err)
-	}
-	return true, nil
+	return n > 0, nil
+}
+
+// SetPassword sets an identity's password hash, creating the password
+// credential if it has none, and, when keep is not nil, ends every other
+// active session of the identity: all in one transaction, so a password
+// change never lands without the sessions it was meant to end.
+func (db *DB) SetPassword(ctx context.Context, identityID uuid.UUID, hash string, now time.Time, keep *uuid.UUID) error {
+	now = now.UTC()
+	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewUpdate().Model((*credentialRow)(nil)).
+			Set("config = ?", passwordConfig(hash)).Set("updated_at = ?", now).
+			Where("identity_id = ? AND type = ?", identityID, CredentialPassword).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			row := &credentialRow{ID: newID(), IdentityID: identityID, Type: CredentialPassword, Config: passwordConfig(hash), CreatedAt: now, UpdatedAt: now}
+			if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
+				return err
+			}
+		}
+		if keep != nil {
+			_, err = revokeSessions(ctx, tx, identityID, *keep, now)
+		}
+		return err
+	})
+	return wrap(err)
 }

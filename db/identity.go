@@ -2,7 +2,6 @@ package db
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -185,10 +184,7 @@ func utcPtr(t *time.Time) *time.Time {
 // whole write with IDENTIFIER_TAKEN errors naming each taken field.
 func (db *DB) CreateIdentity(ctx context.Context, w *IdentityWrite) error {
 	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewInsert().Model(newIdentityRow(w.Identity)).Exec(ctx); err != nil {
-			return err
-		}
-		return writeRelations(ctx, tx, w, true)
+		return insertBulk(ctx, tx, []*IdentityWrite{w})
 	})
 	return db.explainWriteError(ctx, err, w)
 }
@@ -226,13 +222,11 @@ func (db *DB) UpdateIdentity(ctx context.Context, id uuid.UUID, change func(cur 
 		if cur[0].State == model.IdentityStateActive && w.Identity.State == model.IdentityStateInactive {
 			// A disabled identity loses its sessions at once, and for good:
 			// enabling it again does not bring them back.
-			if _, err := tx.NewUpdate().Model((*sessionRow)(nil)).Set("active = ?", false).
-				Set("updated_at = ?", w.Identity.UpdatedAt.UTC()).
-				Where("identity_id = ? AND active = ?", id, true).Exec(ctx); err != nil {
+			if _, err := revokeSessions(ctx, tx, id, uuid.Nil, w.Identity.UpdatedAt); err != nil {
 				return err
 			}
 		}
-		return writeRelations(ctx, tx, w, false)
+		return updateRelations(ctx, tx, w)
 	})
 	if err != nil {
 		return nil, db.explainWriteError(ctx, err, w)
@@ -267,44 +261,31 @@ func (db *DB) GetIdentity(ctx context.Context, id uuid.UUID) (*model.Identity, e
 	return out[0], nil
 }
 
-// writeRelations brings credentials, identifiers and addresses in line with
-// w. Addresses that stay keep their rows, so a verified address stays
-// verified when other traits change.
-func writeRelations(ctx context.Context, idb bun.IDB, w *IdentityWrite, isNew bool) error {
+// updateRelations brings an existing identity's credentials, identifiers
+// and addresses in line with w. Addresses that stay keep their rows, so a
+// verified address stays verified when other traits change. (New identities
+// go through insertBulk.)
+func updateRelations(ctx context.Context, idb bun.IDB, w *IdentityWrite) error {
 	id := w.Identity.ID
 	now := w.Identity.UpdatedAt.UTC()
 
 	existing := map[string]*credentialRow{}
-	if !isNew {
-		var creds []*credentialRow
-		if err := idb.NewSelect().Model(&creds).Column("id", "type", "config", "version", "created_at").
-			Where("identity_id = ?", id).Scan(ctx); err != nil {
-			return err
-		}
-		for _, c := range creds {
-			existing[c.Type] = c
-		}
-		if _, err := idb.NewDelete().Model((*identifierRow)(nil)).Where("identity_id = ?", id).Exec(ctx); err != nil {
-			return err
-		}
+	var creds []*credentialRow
+	if err := idb.NewSelect().Model(&creds).Column("id", "type", "config", "version", "created_at").
+		Where("identity_id = ?", id).Scan(ctx); err != nil {
+		return err
+	}
+	for _, c := range creds {
+		existing[c.Type] = c
+	}
+	if _, err := idb.NewDelete().Model((*identifierRow)(nil)).Where("identity_id = ?", id).Exec(ctx); err != nil {
+		return err
 	}
 
-	// The credential types this identity needs: each type with an
-	// identifier, plus any secret being set.
-	configs := map[string]rawJSON{}
-	for _, ident := range w.Identifiers {
-		configs[ident.Type] = nil
-	}
-	if w.Password != nil {
-		b, _ := json.Marshal(map[string]string{"hashed_password": w.Password.Hash})
-		configs[CredentialPassword] = b
-	}
-	if w.OIDC != nil {
-		b, _ := json.Marshal(map[string]any{"providers": w.OIDC})
-		configs[CredentialOIDC] = b
-	}
+	types, configs := credentialConfigs(w)
 	credIDs := map[string]uuid.UUID{}
-	for typ, cfg := range configs {
+	for _, typ := range types {
+		cfg := configs[typ]
 		if cur, ok := existing[typ]; ok {
 			credIDs[typ] = cur.ID
 			if cfg == nil {
@@ -345,7 +326,7 @@ func writeRelations(ctx context.Context, idb bun.IDB, w *IdentityWrite, isNew bo
 			return err
 		}
 	}
-	if err := syncAddresses(ctx, idb, id, w.VerifiableAddresses, isNew,
+	if err := syncAddresses(ctx, idb, id, w.VerifiableAddresses,
 		func(r *verifiableAddressRow) (uuid.UUID, string, string) { return r.ID, r.Via, r.Value },
 		func(a Address) *verifiableAddressRow {
 			return &verifiableAddressRow{ID: newID(), IdentityID: id, Via: a.Via, Value: a.Value,
@@ -353,7 +334,7 @@ func writeRelations(ctx context.Context, idb bun.IDB, w *IdentityWrite, isNew bo
 		}); err != nil {
 		return err
 	}
-	return syncAddresses(ctx, idb, id, w.RecoveryAddresses, isNew,
+	return syncAddresses(ctx, idb, id, w.RecoveryAddresses,
 		func(r *recoveryAddressRow) (uuid.UUID, string, string) { return r.ID, r.Via, r.Value },
 		func(a Address) *recoveryAddressRow {
 			return &recoveryAddressRow{ID: newID(), IdentityID: id, Via: a.Via, Value: a.Value, CreatedAt: now, UpdatedAt: now}
@@ -365,28 +346,26 @@ func writeRelations(ctx context.Context, idb bun.IDB, w *IdentityWrite, isNew bo
 // verified); the others are deleted or inserted. R is the row type
 // (*verifiableAddressRow or *recoveryAddressRow); key reads a row's id, via
 // and value; fresh makes a new row.
-func syncAddresses[R any](ctx context.Context, idb bun.IDB, id uuid.UUID, want []Address, isNew bool,
+func syncAddresses[R any](ctx context.Context, idb bun.IDB, id uuid.UUID, want []Address,
 	key func(R) (uuid.UUID, string, string), fresh func(Address) R) error {
 	keep := map[[2]string]bool{}
-	if !isNew {
-		var cur []R
-		if err := idb.NewSelect().Model(&cur).Column("id", "via", "value").Where("identity_id = ?", id).Scan(ctx); err != nil {
+	var cur []R
+	if err := idb.NewSelect().Model(&cur).Column("id", "via", "value").Where("identity_id = ?", id).Scan(ctx); err != nil {
+		return err
+	}
+	var drop []uuid.UUID
+	for _, c := range cur {
+		rowID, via, value := key(c)
+		if slices.ContainsFunc(want, func(a Address) bool { return a.Via == via && a.Value == value }) {
+			keep[[2]string{via, value}] = true
+		} else {
+			drop = append(drop, rowID)
+		}
+	}
+	if len(drop) > 0 {
+		var table R // a nil row pointer names the table
+		if _, err := idb.NewDelete().Model(table).Where("id IN (?)", bun.In(drop)).Exec(ctx); err != nil {
 			return err
-		}
-		var drop []uuid.UUID
-		for _, c := range cur {
-			rowID, via, value := key(c)
-			if slices.ContainsFunc(want, func(a Address) bool { return a.Via == via && a.Value == value }) {
-				keep[[2]string{via, value}] = true
-			} else {
-				drop = append(drop, rowID)
-			}
-		}
-		if len(drop) > 0 {
-			var table R // a nil row pointer names the table
-			if _, err := idb.NewDelete().Model(table).Where("id IN (?)", bun.In(drop)).Exec(ctx); err != nil {
-				return err
-			}
 		}
 	}
 	var rows []R
@@ -520,12 +499,7 @@ func (db *DB) CreateIdentities(ctx context.Context, ws []*IdentityWrite) ([]erro
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT import_item"); err != nil {
 				return err
 			}
-			err := func() error {
-				if _, err := tx.NewInsert().Model(newIdentityRow(w.Identity)).Exec(ctx); err != nil {
-					return err
-				}
-				return writeRelations(ctx, tx, w, true)
-			}()
+			err := insertBulk(ctx, tx, []*IdentityWrite{w})
 			if err == nil {
 				if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT import_item"); err != nil {
 					return err

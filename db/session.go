@@ -97,11 +97,6 @@ func (db *DB) ActiveSession(ctx context.Context, tokenHash []byte, now time.Time
 	return s, nil
 }
 
-// LoadIdentityRelations fills an identity's credentials and addresses.
-func (db *DB) LoadIdentityRelations(ctx context.Context, ids ...*model.Identity) error {
-	return wrap(loadRelations(ctx, db.bun, ids))
-}
-
 // RevokeSession ends one session of an identity (uuid.Nil: of anyone);
 // NOT_FOUND when there is no such active session.
 func (db *DB) RevokeSession(ctx context.Context, identityID, sessionID uuid.UUID, now time.Time) error {
@@ -124,11 +119,16 @@ func (db *DB) RevokeSession(ctx context.Context, identityID, sessionID uuid.UUID
 // RevokeSessions ends every active session of an identity except keep
 // (uuid.Nil: all), returning how many ended.
 func (db *DB) RevokeSessions(ctx context.Context, identityID, keep uuid.UUID, now time.Time) (int, error) {
-	res, err := db.bun.NewUpdate().Model((*sessionRow)(nil)).
+	n, err := revokeSessions(ctx, db.bun, identityID, keep, now)
+	return n, wrap(err)
+}
+
+func revokeSessions(ctx context.Context, idb bun.IDB, identityID, keep uuid.UUID, now time.Time) (int, error) {
+	res, err := idb.NewUpdate().Model((*sessionRow)(nil)).
 		Set("active = ?", false).Set("updated_at = ?", now.UTC()).
 		Where("identity_id = ? AND active = ? AND id <> ?", identityID, true, keep).Exec(ctx)
 	if err != nil {
-		return 0, wrap(err)
+		return 0, err
 	}
 	n, _ := res.RowsAffected()
 	return int(n), nil

@@ -36,8 +36,9 @@ func (s *Service) UpdateTraits(ctx context.Context, id uuid.UUID, traits model.J
 
 // ChangePassword sets a new password for the owner. The current password
 // must be given and right unless recentLogin (a fresh sign-in) vouches for
-// the caller.
-func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current *string, next string, recentLogin bool) error {
+// the caller. When keepSession is not nil, every other session of the owner
+// ends in the same transaction.
+func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current *string, next string, recentLogin bool, keepSession *uuid.UUID) error {
 	cred, err := s.store.PasswordCredentialOf(ctx, id)
 	if err != nil {
 		return err
@@ -65,8 +66,7 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current *str
 	if err != nil {
 		return fmt.Errorf("hash password: %w", err)
 	}
-	_, err = s.store.ReplacePasswordHash(ctx, id, "", hash, s.clock())
-	return err
+	return s.store.SetPassword(ctx, id, hash, s.clock(), keepSession)
 }
 
 // repath moves the paths of application errors from one input shape to

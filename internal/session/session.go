@@ -156,13 +156,12 @@ func (s *Service) UpdateTraits(ctx context.Context, sess *model.Session, traits 
 // session of theirs.
 func (s *Service) ChangePassword(ctx context.Context, sess *model.Session, in *model.ChangePasswordInput) (*model.Identity, error) {
 	recent := s.clock().Sub(sess.AuthenticatedAt) <= s.cfg.PrivilegedFor
-	if err := s.identities.ChangePassword(ctx, sess.IdentityID, in.CurrentPassword, in.NewPassword, recent); err != nil {
-		return nil, err
-	}
+	var keep *uuid.UUID
 	if in.RevokeOtherSessions == nil || *in.RevokeOtherSessions {
-		if _, err := s.store.RevokeSessions(ctx, sess.IdentityID, sess.ID, s.clock()); err != nil {
-			return nil, err
-		}
+		keep = &sess.ID
+	}
+	if err := s.identities.ChangePassword(ctx, sess.IdentityID, in.CurrentPassword, in.NewPassword, recent, keep); err != nil {
+		return nil, err
 	}
 	return s.identities.Get(ctx, sess.IdentityID)
 }
