@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/identityd/identityd/db/dbtest"
 )
@@ -52,6 +53,17 @@ func newTestServer(t *testing.T, dsn string, change func(*Config)) *testServer {
 		_ = a.Close()
 	})
 	return &testServer{URL: srv.URL, app: a}
+}
+
+// syncCache waits until the server's session cache has seen every change
+// committed so far, for tests that write to the database behind its back.
+func (s *testServer) syncCache(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.app.store.SyncSessionCache(ctx); err != nil {
+		t.Fatalf("sync the session cache: %v", err)
+	}
 }
 
 // eachServer runs fn against a fresh server on every database.

@@ -627,6 +627,7 @@ func TestSelfServiceChangeMyPassword(t *testing.T) {
 		t.Run("old sign-in needs the current password", func(t *testing.T) {
 			me := s.whoami(t, a)
 			sqlExec(t, dsn, fmt.Sprintf("UPDATE sessions SET authenticated_at = '2000-01-01 00:00:00+00:00' WHERE id = '%s'", me.ID))
+			s.syncCache(t)
 			wantErrs(t, change(t, a, map[string]any{"newPassword": pw1}), "INVALID_CREDENTIALS@/currentPassword")
 			s.mustLogin(t, email, pw3)
 			if got := change(t, a, map[string]any{"currentPassword": pw3, "newPassword": pw1}); len(got.UserErrors) > 0 {
@@ -1474,7 +1475,9 @@ func TestSelfServiceNoSecretsInResponses(t *testing.T) {
 }
 
 // TestSelfServiceWhoamiIsOneQuery: whoami with the identity's own fields is
-// one indexed read (the session joined with its identity), whoever asks.
+// at most one indexed read (the session joined with its identity), whoever
+// asks; none when PostgreSQL's session cache answers (see
+// TestSessionCache*).
 func TestSelfServiceWhoamiIsOneQuery(t *testing.T) {
 	eachSelfService(t, nil, func(t *testing.T, s *testServer, _ string) {
 		s.app.store.CountQueries()() // installs the hook while nothing runs
@@ -1489,8 +1492,8 @@ func TestSelfServiceWhoamiIsOneQuery(t *testing.T) {
 			if len(r.Errors) > 0 || !strings.Contains(string(r.Data), "counted@example.com") {
 				t.Fatalf("whoami: %s %+v", r.Data, r.Errors)
 			}
-			if n != 1 {
-				t.Errorf("%s cost %d queries, want 1", q, n)
+			if n > 1 {
+				t.Errorf("%s cost %d queries, want at most 1", q, n)
 			}
 		}
 		stop := s.app.store.CountQueries()

@@ -203,6 +203,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		_ = store.Close()
 		return nil, err
 	}
+	// Runs until the store closes; a no-op on SQLite.
+	store.StartSessionCache(context.WithoutCancel(ctx), log)
 
 	hasher := password.NewHasher(cfg.Hashers.argon2Params(), cfg.Hashers.MaxConcurrent)
 	identities := identity.New(store, registry, hasher, password.DefaultPolicy(), time.Now)

@@ -116,5 +116,6 @@ func (db *DB) SetPassword(ctx context.Context, identityID uuid.UUID, hash string
 		}
 		return err
 	})
+	db.changed(identityID)
 	return wrap(err)
 }

@@ -37,6 +37,11 @@ const (
 type DB struct {
 	bun  *bun.DB
 	kind Kind
+
+	// cache holds active sessions for ActiveSession while StartSessionCache
+	// runs (PostgreSQL only); nil otherwise.
+	cache     *sessionCache
+	stopCache func()
 }
 
 // ParseDSN checks a dsn and tells its engine: sqlite://FILE, sqlite://:memory:,
@@ -183,4 +188,9 @@ func (db *DB) Ping(ctx context.Context) error {
 }
 
 // Close closes every connection.
-func (db *DB) Close() error { return db.bun.Close() }
+func (db *DB) Close() error {
+	if db.stopCache != nil {
+		db.stopCache()
+	}
+	return db.bun.Close()
+}

@@ -67,8 +67,27 @@ func (db *DB) CreateSession(ctx context.Context, s *NewSession) error {
 // identity, so a later change means it was disabled meanwhile: enabling it
 // again must not bring its old sessions back). One indexed read joining the
 // identity. Anything else is UNAUTHENTICATED, whatever the reason, so a probe
-// learns nothing.
+// learns nothing. On PostgreSQL the answer usually comes from the session
+// cache (sessioncache.go), which every change to the session or its identity,
+// by any process, empties.
 func (db *DB) ActiveSession(ctx context.Context, tokenHash []byte, now time.Time) (*model.Session, error) {
+	var epoch uint64
+	if db.cache != nil {
+		if s, ok := db.cache.get(tokenHash, now); ok {
+			return s, nil
+		}
+		epoch = db.cache.epoch.Load()
+	}
+	s, err := db.activeSession(ctx, tokenHash, now)
+	if err == nil && db.cache != nil {
+		cp, ident := *s, *s.Identity
+		cp.Identity = &ident
+		db.cache.put(tokenHash, &cp, epoch)
+	}
+	return s, err
+}
+
+func (db *DB) activeSession(ctx context.Context, tokenHash []byte, now time.Time) (*model.Session, error) {
 	var out struct {
 		sessionRow `bun:",extend"`
 		Identity   identityRow `bun:"embed:i_"`
@@ -110,6 +129,7 @@ func (db *DB) RevokeSession(ctx context.Context, identityID, sessionID uuid.UUID
 	if err != nil {
 		return wrap(err)
 	}
+	db.changed(identityID)
 	if n, _ := res.RowsAffected(); n == 0 {
 		return model.Errorf(model.CodeNotFound, "no active session %s", sessionID)
 	}
@@ -120,6 +140,7 @@ func (db *DB) RevokeSession(ctx context.Context, identityID, sessionID uuid.UUID
 // (uuid.Nil: all), returning how many ended.
 func (db *DB) RevokeSessions(ctx context.Context, identityID, keep uuid.UUID, now time.Time) (int, error) {
 	n, err := revokeSessions(ctx, db.bun, identityID, keep, now)
+	db.changed(identityID)
 	return n, wrap(err)
 }
 
@@ -146,6 +167,7 @@ func (db *DB) ExtendSession(ctx context.Context, sessionID uuid.UUID, expiresAt,
 	if row.ID == uuid.Nil {
 		return nil, model.Errorf(model.CodeNotFound, "no active session %s", sessionID)
 	}
+	db.changed(row.IdentityID)
 	return row.model(), nil
 }
 

@@ -133,8 +133,9 @@ func (s *Service) issue(ctx context.Context, ident *model.Identity, c Client) (*
 }
 
 // FromToken returns the active session a token proves, with its identity.
-// Every request reads it afresh: a revoked session, or one whose identity
-// was disabled, stops working at once on every server process.
+// A revoked session, or one whose identity was disabled, stops working at
+// once on every server process: the store's session cache is emptied by
+// every such change, whoever made it (see db.StartSessionCache).
 func (s *Service) FromToken(ctx context.Context, token string) (*model.Session, error) {
 	if !strings.HasPrefix(token, TokenPrefix) {
 		return nil, model.Errorf(model.CodeUnauthenticated, "the bearer token is neither an admin key nor a valid session")
