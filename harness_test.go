@@ -27,7 +27,7 @@ type testServer struct {
 
 // newTestServer starts the service on dsn (migrated first when PostgreSQL).
 // change may adjust the config.
-func newTestServer(t *testing.T, dsn string, change func(*Config)) *testServer {
+func newTestServer(t testing.TB, dsn string, change func(*Config)) *testServer {
 	t.Helper()
 	cfg := defaultConfig()
 	cfg.DSN = dsn

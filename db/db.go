@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -42,6 +44,9 @@ type DB struct {
 	// runs (PostgreSQL only); nil otherwise.
 	cache     *sessionCache
 	stopCache func()
+
+	stmtMu            sync.Mutex
+	activeSessionStmt atomic.Pointer[sql.Stmt]
 }
 
 // ParseDSN checks a dsn and tells its engine: sqlite://FILE, sqlite://:memory:,
@@ -191,6 +196,9 @@ func (db *DB) Ping(ctx context.Context) error {
 func (db *DB) Close() error {
 	if db.stopCache != nil {
 		db.stopCache()
+	}
+	if stmt := db.activeSessionStmt.Load(); stmt != nil {
+		_ = stmt.Close()
 	}
 	return db.bun.Close()
 }

@@ -57,3 +57,13 @@ func (db *DB) CountQueries() (stop func() int) {
 		return total
 	}
 }
+
+// counted counts a query run outside bun (a prepared statement), if a
+// CountQueries is running.
+func (db *DB) counted() {
+	if v, ok := queryCounters.Load(db); ok {
+		if c := v.(*queryCounter); c.counting.Load() {
+			c.n.Add(1)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"time"
 
@@ -88,32 +89,73 @@ func (db *DB) ActiveSession(ctx context.Context, tokenHash []byte, now time.Time
 }
 
 func (db *DB) activeSession(ctx context.Context, tokenHash []byte, now time.Time) (*model.Session, error) {
-	var out struct {
+	stmt, err := db.sessionStmt(ctx)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	db.counted()
+	rows, err := stmt.QueryContext(ctx, tokenHash)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	var out []struct {
 		sessionRow `bun:",extend"`
 		Identity   identityRow `bun:"embed:i_"`
 	}
-	err := db.bun.NewSelect().
-		TableExpr("sessions AS s").
-		ColumnExpr("s.*").
-		ColumnExpr("i.id AS i_id, i.schema_id AS i_schema_id, i.state AS i_state, i.state_changed_at AS i_state_changed_at").
-		ColumnExpr("i.traits AS i_traits, i.metadata_public AS i_metadata_public, i.metadata_admin AS i_metadata_admin").
-		ColumnExpr("i.created_at AS i_created_at, i.updated_at AS i_updated_at").
-		Join("JOIN identities AS i ON i.id = s.identity_id").
-		Where("s.token_hash = ?", tokenHash).
-		Where("s.active = ?", true).
-		Where("s.expires_at > ?", now.UTC()).
-		Where("i.state = ?", model.StateActiveJSON).
-		Where("(i.state_changed_at IS NULL OR i.state_changed_at <= s.issued_at)").
-		Scan(ctx, &out)
-	if err != nil {
-		if model.ErrorCodeOf(notFound(err, "session")) == model.CodeNotFound {
-			return nil, model.Errorf(model.CodeUnauthenticated, "the session is invalid, expired or revoked")
-		}
+	if err := db.bun.ScanRows(ctx, rows, &out); err != nil {
 		return nil, wrap(err)
 	}
-	s := out.sessionRow.model()
-	s.Identity = out.Identity.model()
-	return s, nil
+	// The conditions are checked here rather than in SQL, so the statement
+	// has no argument but the hash: prepared once per connection, it is
+	// neither parsed nor planned again (SQLite compiles each new text).
+	if len(out) != 1 {
+		return nil, errUnauthenticated()
+	}
+	r := &out[0]
+	ident := r.Identity.model()
+	if !r.Active || !now.Before(r.ExpiresAt) || ident.State != model.IdentityStateActive ||
+		(ident.StateChangedAt != nil && ident.StateChangedAt.After(r.IssuedAt)) {
+		return nil, errUnauthenticated()
+	}
+	sess := r.sessionRow.model()
+	sess.Identity = ident
+	return sess, nil
+}
+
+func errUnauthenticated() error {
+	return model.Errorf(model.CodeUnauthenticated, "the session is invalid, expired or revoked")
+}
+
+// activeSessionSQL reads a session by its token hash, with its identity.
+const activeSessionSQL = `SELECT s.id, s.token_hash, s.identity_id, s.active, s.issued_at, s.expires_at,
+	s.authenticated_at, s.authentication_methods, s.ip_address, s.user_agent, s.created_at, s.updated_at,
+	i.id AS i_id, i.schema_id AS i_schema_id, i.state AS i_state, i.state_changed_at AS i_state_changed_at,
+	i.traits AS i_traits, i.metadata_public AS i_metadata_public, i.metadata_admin AS i_metadata_admin,
+	i.created_at AS i_created_at, i.updated_at AS i_updated_at
+FROM sessions AS s JOIN identities AS i ON i.id = s.identity_id
+WHERE s.token_hash = `
+
+// sessionStmt prepares activeSessionSQL once; database/sql prepares it again
+// on each connection that runs it.
+func (db *DB) sessionStmt(ctx context.Context) (*sql.Stmt, error) {
+	if stmt := db.activeSessionStmt.Load(); stmt != nil {
+		return stmt, nil
+	}
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if stmt := db.activeSessionStmt.Load(); stmt != nil {
+		return stmt, nil
+	}
+	param := "?"
+	if db.kind == Postgres {
+		param = "$1"
+	}
+	stmt, err := db.bun.DB.PrepareContext(ctx, activeSessionSQL+param)
+	if err != nil {
+		return nil, err
+	}
+	db.activeSessionStmt.Store(stmt)
+	return stmt, nil
 }
 
 // RevokeSession ends one session of an identity (uuid.Nil: of anyone);
