@@ -2,20 +2,45 @@ package main
 
 import (
 	"log/slog"
+	"math"
 	"runtime/debug"
 )
 
+// memoryHeadroom is what the memory limit leaves beyond the hashes in flight:
+// the rest of the heap (a few MiB idle, tens of MiB during imports), the
+// garbage between collections, and less than 64 MiB of finished hashes that
+// the Hasher has not yet had collected (see internal/password, reclaimEvery).
+const memoryHeadroom = 128 << 20
+
 // setMemoryLimit gives the Go runtime a soft memory limit sized for the
-// password hashes in flight (each holds argon2.memory_kib while it runs)
-// plus headroom for everything else, unless the operator set GOMEMLIMIT.
-// Without it a login flood lets the heap grow to twice the hashes' memory
-// between collections, and RSS climbs far past what the hashes need.
+// password hashes in flight plus headroom for everything else, unless the
+// operator set GOMEMLIMIT.
+//
+// The Hasher already keeps the heap near that size by having its finished
+// hashes collected (argon2 allocates its whole memory cost on every call), so
+// the limit is a backstop: for a heap that outgrows the headroom, or hashes
+// compared at an imported hash's larger cost. It must not be what bounds a
+// login flood: near the limit the runtime returns freed hash memory to the OS
+// and the next hash faults it back in, which cost a third of login's CPU.
 func setMemoryLimit(cfg Config, getenv func(string) string, log *slog.Logger) {
 	if getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	hashes := int64(cfg.Hashers.MaxConcurrent) * int64(cfg.Hashers.Argon2.MemoryKiB) * 1024
-	limit := hashes + 128<<20
+	limit := memoryLimit(cfg.Hashers.MaxConcurrent, cfg.Hashers.Argon2.MemoryKiB)
 	debug.SetMemoryLimit(limit)
 	log.Debug("memory limit set", "bytes", limit)
+}
+
+// memoryLimit is slots hashes of memKiB each plus memoryHeadroom, in bytes.
+// A product too large for an int64 means no limit (math.MaxInt64, the
+// runtime's default) rather than a wrapped-around one.
+func memoryLimit(slots int, memKiB uint32) int64 {
+	perHash := int64(memKiB) * 1024
+	if slots < 1 || perHash == 0 {
+		return memoryHeadroom
+	}
+	if int64(slots) > (math.MaxInt64-memoryHeadroom)/perHash {
+		return math.MaxInt64
+	}
+	return int64(slots)*perHash + memoryHeadroom
 }

@@ -93,6 +93,9 @@ type argon2Hash struct {
 
 func (h *argon2Hash) algorithm() string { return h.variant }
 
+// memory is the memory cost: x/crypto allocates it afresh for every key.
+func (h *argon2Hash) memory() uint64 { return uint64(h.p.Memory) * 1024 }
+
 func (h *argon2Hash) verify(password []byte) bool {
 	return subtle.ConstantTimeCompare(h.derive(password, uint32(len(h.key))), h.key) == 1
 }

@@ -20,6 +20,9 @@ type bcryptHash struct {
 
 func (h *bcryptHash) algorithm() string { return "bcrypt" }
 
+// memory is 0: bcrypt's state is a few KiB, nothing worth collecting for.
+func (h *bcryptHash) memory() uint64 { return 0 }
+
 // verify is false for passwords longer than 72 bytes: bcrypt would ignore
 // the rest, so a long password and every other one with the same first 72
 // bytes would match (Kratos refuses them too). It still runs the comparison

@@ -67,6 +67,9 @@ type parsedHash interface {
 	// verify derives the key for password and compares it in constant time.
 	// It is the expensive part, run inside a Hasher's concurrency bound.
 	verify(password []byte) bool
+	// memory is about how many bytes verify allocates (and drops when it
+	// returns); the Hasher uses it to decide when to collect them.
+	memory() uint64
 }
 
 // formatError says why a hash cannot be used. Its text is safe to show: it

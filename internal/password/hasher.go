@@ -6,7 +6,22 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sync/atomic"
 )
+
+// reclaimEvery is how much memory finished hash computations may leave for
+// the garbage collector before the Hasher asks for a collection. argon2 and
+// scrypt allocate their whole memory cost afresh on every call
+// (x/crypto takes no buffer), so without this a login flood leaves dead
+// 64 MiB blocks until the runtime's own pacing or memory limit catches up:
+// the heap then holds several times the live hashes, and under a memory
+// limit the runtime returns the dead blocks to the OS only for the next hash
+// to fault 64 MiB back in. Collecting once this much is dead keeps the heap
+// at about the running hashes plus reclaimEvery, and a block freed that way
+// is reused by the next hash without page faults. A collection costs a few
+// milliseconds of marking, so at 64 MiB it happens after every default
+// (64 MiB) hash, about 100 ms of work, but only after every eighth 8 MiB one.
+const reclaimEvery = 64 << 20
 
 // Hasher hashes new passwords with argon2id and compares passwords with any
 // supported hash. Every hash computation (argon2, bcrypt, pbkdf2 or scrypt)
@@ -27,6 +42,11 @@ type Hasher struct {
 	// hook, when a test sets it, is handed each computation to run inside
 	// its slot, to observe that a real one happens and how many run at once.
 	hook func(compute func())
+	// dead is the memory of computations finished since the last
+	// collection the Hasher asked for; see reclaimEvery.
+	dead atomic.Uint64
+	// collect runs a garbage collection: runtime.GC, or a counter in tests.
+	collect func()
 }
 
 // NewHasher returns a Hasher that writes hashes with p and runs at most
@@ -46,7 +66,7 @@ func NewHasher(p Params, maxConcurrent int) *Hasher {
 	lim := defaultLimits
 	lim.argon2MemoryKiB = max(lim.argon2MemoryKiB, p.Memory)
 	lim.argon2WorkKiB = max(lim.argon2WorkKiB, uint64(p.Memory)*uint64(p.Iterations))
-	h := &Hasher{params: p, limits: lim, slots: make(chan struct{}, maxConcurrent), rand: rand.Reader}
+	h := &Hasher{params: p, limits: lim, slots: make(chan struct{}, maxConcurrent), rand: rand.Reader, collect: runtime.GC}
 	// The dummy needs no derivation: a random key under the current
 	// parameters costs a comparison exactly what a real hash costs, and no
 	// password can be expected to match it.
@@ -67,7 +87,7 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	if _, err := io.ReadFull(h.rand, a.salt); err != nil {
 		return "", fmt.Errorf("password: reading a salt: %w", err)
 	}
-	err := h.compute(ctx, func() {
+	err := h.compute(ctx, a.memory(), func() {
 		a.key = a.derive([]byte(password), h.params.KeyLength)
 	})
 	if err != nil {
@@ -85,7 +105,7 @@ func (h *Hasher) Compare(ctx context.Context, password, hash string) (ok bool, e
 	if err != nil {
 		return false, fmt.Errorf("%w: %w", ErrUnsupportedHash, err)
 	}
-	err = h.compute(ctx, func() { ok = parsed.verify([]byte(password)) })
+	err = h.compute(ctx, parsed.memory(), func() { ok = parsed.verify([]byte(password)) })
 	return ok, err
 }
 
@@ -108,11 +128,12 @@ func (h *Hasher) NeedsRehash(hash string) bool {
 // known one, and the answer time does not tell which identifiers exist. It
 // waits for a slot like Compare and returns early only if ctx ends.
 func (h *Hasher) CompareDummy(ctx context.Context, password string) {
-	_ = h.compute(ctx, func() { h.dummy.verify([]byte(password)) })
+	_ = h.compute(ctx, h.dummy.memory(), func() { h.dummy.verify([]byte(password)) })
 }
 
-// compute runs fn in a slot, waiting for one unless ctx ends first.
-func (h *Hasher) compute(ctx context.Context, fn func()) error {
+// compute runs fn, which allocates about mem bytes and drops them when it
+// returns, in a slot, waiting for one unless ctx ends first.
+func (h *Hasher) compute(ctx context.Context, mem uint64, fn func()) error {
 	// A context that has already ended gets no slot even if one is free:
 	// select would pick at random between the two ready cases.
 	if err := ctx.Err(); err != nil {
@@ -128,6 +149,16 @@ func (h *Hasher) compute(ctx context.Context, fn func()) error {
 		h.hook(fn)
 	} else {
 		fn()
+	}
+	// Collect while still holding the slot, so that the next computation in
+	// it finds this one's memory free: the heap then never holds more than
+	// the slots' memory plus less than reclaimEvery of dead computations.
+	// Resetting the count before collecting loses only memory that other
+	// slots added after their computations ended, which this collection
+	// frees too.
+	if h.dead.Add(mem) >= reclaimEvery {
+		h.dead.Store(0)
+		h.collect()
 	}
 	return nil
 }

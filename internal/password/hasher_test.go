@@ -422,3 +422,79 @@ func BenchmarkCompareDefault(b *testing.B) {
 		}
 	}
 }
+
+func TestCollectsAfterEnoughHashMemory(t *testing.T) {
+	t.Parallel()
+	h := NewHasher(fast, 2)
+	var collections atomic.Int32
+	h.collect = func() {
+		// Collecting before the slot is given back is what keeps the next
+		// computation in it from allocating beside the dead memory.
+		if n := len(h.slots); n != 1 {
+			t.Errorf("collecting with %d slots taken, want its own still held", n)
+		}
+		collections.Add(1)
+	}
+	for i, want := range []int32{0, 0, 0, 1, 1, 1, 1, 2, 2} {
+		if err := h.compute(t.Context(), reclaimEvery/4, func() {}); err != nil {
+			t.Fatal(err)
+		}
+		if got := collections.Load(); got != want {
+			t.Errorf("after %d computations of a quarter of reclaimEvery: %d collections, want %d", i+1, got, want)
+		}
+	}
+	if err := h.compute(t.Context(), 0, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	if got := collections.Load(); got != 2 {
+		t.Errorf("a computation with no memory collected: %d collections, want 2", got)
+	}
+}
+
+// TestCollectsForEveryKindOfComputation checks that Hash, Compare and
+// CompareDummy all count their memory: three hashes of a third of
+// reclaimEvery each (rounded up) make one collection.
+func TestCollectsForEveryKindOfComputation(t *testing.T) {
+	t.Parallel()
+	// Rounded up to whole KiB, so three of them reach reclaimEvery.
+	h := NewHasher(Params{Memory: reclaimEvery/3/1024 + 1, Iterations: 1}, 1)
+	var collections atomic.Int32
+	h.collect = func() { collections.Add(1) }
+	hash, err := h.Hash(t.Context(), "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := h.Compare(t.Context(), "pw", hash); !ok || err != nil {
+		t.Fatalf("Compare = %v, %v", ok, err)
+	}
+	if got := collections.Load(); got != 0 {
+		t.Errorf("after two thirds of reclaimEvery: %d collections, want 0", got)
+	}
+	h.CompareDummy(t.Context(), "pw")
+	if got := collections.Load(); got != 1 {
+		t.Errorf("after all of reclaimEvery: %d collections, want 1", got)
+	}
+}
+
+func TestMemory(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		hash string
+		want uint64
+	}{
+		{vectors[0].hash, 32 << 10},         // argon2id m=32
+		{vectors[2].hash, 64 << 20},         // argon2i m=65536
+		{vectors[4].hash, 0},                // bcrypt
+		{vectors[6].hash, 0},                // pbkdf2
+		{vectors[13].hash, 128 * 16384 * 8}, // scrypt N=16384, r=8
+		{"$scrypt$ln=1024,r=2,p=3$MDEyMzQ1Njc4OWFiY2RlZg$6g3umF+uVrJsObaTZhIbbTlgrvOEFcCItdwSjtPF67M", 128 * 1024 * 2},
+	} {
+		p, err := parse(c.hash, defaultLimits)
+		if err != nil {
+			t.Fatalf("parse(%.30q…): %v", c.hash, err)
+		}
+		if got := p.memory(); got != c.want {
+			t.Errorf("memory of %.30q… = %d, want %d", c.hash, got, c.want)
+		}
+	}
+}

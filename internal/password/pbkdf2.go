@@ -32,6 +32,9 @@ type pbkdf2Hash struct {
 
 func (h *pbkdf2Hash) algorithm() string { return "pbkdf2" }
 
+// memory is 0: PBKDF2 needs only a few hash states.
+func (h *pbkdf2Hash) memory() uint64 { return 0 }
+
 func (h *pbkdf2Hash) verify(password []byte) bool {
 	got, err := pbkdf2.Key(h.digest, string(password), h.salt, h.iterations, len(h.key))
 	// Key fails only where FIPS 140-only mode forbids the digest or sizes;

@@ -15,6 +15,9 @@ type scryptHash struct {
 
 func (h *scryptHash) algorithm() string { return "scrypt" }
 
+// memory is scrypt's 128·N·r bytes, which x/crypto allocates for every key.
+func (h *scryptHash) memory() uint64 { return 128 * uint64(h.n) * uint64(h.r) }
+
 func (h *scryptHash) verify(password []byte) bool {
 	got, err := scrypt.Key(password, h.salt, h.n, h.r, h.p, len(h.key))
 	// parseScrypt has checked everything scrypt.Key checks.
