@@ -47,6 +47,8 @@ type DB struct {
 
 	stmtMu            sync.Mutex
 	activeSessionStmt atomic.Pointer[sql.Stmt]
+	// stmts are the prepared statements of the identity reads (stmt.go).
+	stmts statements
 }
 
 // ParseDSN checks a dsn and tells its engine: sqlite://FILE, sqlite://:memory:,
@@ -200,5 +202,6 @@ func (db *DB) Close() error {
 	if stmt := db.activeSessionStmt.Load(); stmt != nil {
 		_ = stmt.Close()
 	}
+	db.stmts.close()
 	return db.bun.Close()
 }

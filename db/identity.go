@@ -180,22 +180,40 @@ func utcPtr(t *time.Time) *time.Time {
 }
 
 // CreateIdentity stores a new identity with its credentials, identifiers and
-// addresses in one transaction. A taken identifier or address fails the
-// whole write with IDENTIFIER_TAKEN errors naming each taken field.
-func (db *DB) CreateIdentity(ctx context.Context, w *IdentityWrite) error {
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		return insertBulk(ctx, tx, []*IdentityWrite{w})
-	})
-	return db.explainWriteError(ctx, err, w)
+// addresses atomically, and returns it as stored, with every
+// relation: it is built from the rows written, which is what a fresh read
+// would return, so creating costs no read. A taken identifier or address
+// fails the whole write with IDENTIFIER_TAKEN errors naming each taken field.
+func (db *DB) CreateIdentity(ctx context.Context, w *IdentityWrite) (*model.Identity, error) {
+	var rows []*newIdentityRows
+	var err error
+	if db.kind == Postgres {
+		// insertBulk writes it in one statement, atomic without a
+		// transaction around it (which would cost two more round trips).
+		rows, err = insertBulk(ctx, db.bun, []*IdentityWrite{w})
+	} else {
+		err = db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			rows, err = insertBulk(ctx, tx, []*IdentityWrite{w})
+			return err
+		})
+	}
+	if err != nil {
+		return nil, db.explainWriteError(ctx, err, w)
+	}
+	return rows[0].model(), nil
 }
 
 // UpdateIdentity reads the identity, lets change compute its new state, and
 // writes it, all in one transaction holding the identity's row (PostgreSQL
 // locks it; SQLite's write transaction holds the database), so concurrent
 // updates cannot interleave. change sees the current identity with its
-// admin metadata and returns the write; its error aborts everything.
+// admin metadata and every relation, and returns the write; its error aborts
+// everything. The identity returned is built from what the transaction read
+// and wrote (rows that stay keep their stored values), so it is what a fresh
+// read would return, without that read.
 func (db *DB) UpdateIdentity(ctx context.Context, id uuid.UUID, change func(cur *model.Identity) (*IdentityWrite, error)) (*model.Identity, error) {
 	var w *IdentityWrite
+	var out *model.Identity
 	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		row := new(identityRow)
 		q := tx.NewSelect().Model(row).Where("id = ?", id)
@@ -205,39 +223,53 @@ func (db *DB) UpdateIdentity(ctx context.Context, id uuid.UUID, change func(cur 
 		if err := q.Scan(ctx); err != nil {
 			return notFound(err, "identity")
 		}
-		cur := []*model.Identity{row.model()}
-		if err := loadRelations(ctx, tx, cur); err != nil {
+		stored, err := loadStored(ctx, tx, id)
+		if err != nil {
 			return err
 		}
-		var err error
-		if w, err = change(cur[0]); err != nil {
+		cur := row.model()
+		stored.fill(cur)
+		if w, err = change(cur); err != nil {
 			return err
 		}
 		w.Identity.ID = id
-		if _, err := tx.NewUpdate().Model(newIdentityRow(w.Identity)).WherePK().
+		next := newIdentityRow(w.Identity)
+		if _, err := tx.NewUpdate().Model(next).WherePK().
 			Column("schema_id", "state", "state_changed_at", "traits", "metadata_public", "metadata_admin", "updated_at").
 			Exec(ctx); err != nil {
 			return err
 		}
-		if cur[0].State == model.IdentityStateActive && w.Identity.State == model.IdentityStateInactive {
+		if cur.State == model.IdentityStateActive && w.Identity.State == model.IdentityStateInactive {
 			// A disabled identity loses its sessions at once, and for good:
 			// enabling it again does not bring them back.
 			if _, err := revokeSessions(ctx, tx, id, uuid.Nil, w.Identity.UpdatedAt); err != nil {
 				return err
 			}
 		}
-		return updateRelations(ctx, tx, w)
+		if stored, err = updateRelations(ctx, tx, w, stored); err != nil {
+			return err
+		}
+		// Only the columns written change; created_at stays as read.
+		next.CreatedAt = row.CreatedAt
+		out = next.model()
+		stored.fill(out)
+		return nil
 	})
 	if err != nil {
 		return nil, db.explainWriteError(ctx, err, w)
 	}
-	return db.GetIdentity(ctx, id)
+	// Cached sessions carry the identity (its state decides whether they
+	// still count, whoami shows its traits): this process drops them now,
+	// others when the triggers' notification arrives.
+	db.changed(id)
+	return out, nil
 }
 
 // DeleteIdentity removes an identity; its credentials, addresses and sessions
 // go with it (ON DELETE CASCADE, in the same statement).
 func (db *DB) DeleteIdentity(ctx context.Context, id uuid.UUID) error {
 	res, err := db.bun.NewDelete().Model((*identityRow)(nil)).Where("id = ?", id).Exec(ctx)
+	db.changed(id)
 	if err != nil {
 		return wrap(err)
 	}
@@ -247,55 +279,141 @@ func (db *DB) DeleteIdentity(ctx context.Context, id uuid.UUID) error {
 	return nil
 }
 
-// GetIdentity returns one identity with its credentials (types and
-// identifiers, never secrets) and addresses.
-func (db *DB) GetIdentity(ctx context.Context, id uuid.UUID) (*model.Identity, error) {
-	row := new(identityRow)
-	if err := db.bun.NewSelect().Model(row).Where("id = ?", id).Scan(ctx); err != nil {
-		return nil, wrap(notFound(err, "identity"))
+// GetIdentity returns one identity with the relations rels (credentials are
+// types and identifiers, never secrets), in one statement: each relation
+// asked for is a subquery of it. The statement is prepared, one per set of
+// relations, so the database neither parses nor plans it again. The
+// relations not asked for are left for the lazy loaders (Credentials,
+// VerifiableAddresses, RecoveryAddresses).
+func (db *DB) GetIdentity(ctx context.Context, id uuid.UUID, rels model.Relations) (*model.Identity, error) {
+	rels &= model.AllRelations
+	engine := 0
+	if db.kind == Postgres {
+		engine = 1
 	}
-	out := []*model.Identity{row.model()}
-	if err := loadRelations(ctx, db.bun, out); err != nil {
-		return nil, wrap(err)
+	stmt, err := db.stmts.get(ctx, db.bun.DB, getIdentitySQL[engine][rels])
+	if err != nil {
+		return nil, wrap(fmt.Errorf("prepare identity read: %w", err))
 	}
-	return out[0], nil
+	db.counted()
+	rows, err := stmt.QueryContext(ctx, id)
+	if err != nil {
+		return nil, wrap(fmt.Errorf("read identity: %w", err))
+	}
+	var found []identityRelRow
+	if err := db.bun.ScanRows(ctx, rows, &found); err != nil {
+		return nil, wrap(fmt.Errorf("read identity: %w", err))
+	}
+	if len(found) == 0 {
+		return nil, model.Errorf(model.CodeNotFound, "identity not found")
+	}
+	out, err := found[0].model(rels)
+	return out, wrap(err)
+}
+
+// storedRelations are an identity's credentials (with their config) and
+// addresses as a write transaction reads them, then as it leaves them.
+type storedRelations struct {
+	credentials []storedCredentialRow
+	verifiable  []*verifiableAddressRow
+	recovery    []*recoveryAddressRow
+}
+
+// storedCredentialRow is a credential with its identifiers.
+type storedCredentialRow struct {
+	id          uuid.UUID
+	typ         string
+	config      rawJSON
+	created     time.Time
+	updated     time.Time
+	identifiers []string
+}
+
+// loadStored reads every relation of identity id, whole rows, in three
+// queries.
+func loadStored(ctx context.Context, idb bun.IDB, id uuid.UUID) (*storedRelations, error) {
+	keys := []uuid.UUID{id}
+	rows, err := selectCredentials(ctx, idb, keys, true)
+	if err != nil {
+		return nil, fmt.Errorf("load credentials: %w", err)
+	}
+	out := &storedRelations{}
+	for _, r := range rows {
+		if n := len(out.credentials); n == 0 || out.credentials[n-1].id != r.ID {
+			out.credentials = append(out.credentials, storedCredentialRow{id: r.ID, typ: r.Type, config: r.Config, created: r.CreatedAt, updated: r.UpdatedAt})
+		}
+		if r.Identifier.Valid {
+			c := &out.credentials[len(out.credentials)-1]
+			c.identifiers = append(c.identifiers, r.Identifier.String)
+		}
+	}
+	if out.verifiable, err = selectAddresses[*verifiableAddressRow](ctx, idb, keys); err != nil {
+		return nil, fmt.Errorf("load verifiable addresses: %w", err)
+	}
+	if out.recovery, err = selectAddresses[*recoveryAddressRow](ctx, idb, keys); err != nil {
+		return nil, fmt.Errorf("load recovery addresses: %w", err)
+	}
+	return out, nil
+}
+
+// fill sets ident's relations to s, in the order a read returns them.
+func (s *storedRelations) fill(ident *model.Identity) {
+	cs := make([]storedCredential, len(s.credentials))
+	for i, c := range s.credentials {
+		cs[i] = storedCredential{typ: c.typ, created: c.created, updated: c.updated, identifiers: c.identifiers}
+	}
+	ident.Credentials = credentialModels(cs)
+	ident.VerifiableAddresses = make([]*model.VerifiableAddress, len(s.verifiable))
+	for i, a := range s.verifiable {
+		ident.VerifiableAddresses[i] = a.model()
+	}
+	sortAddresses(ident.VerifiableAddresses, verifiableKey)
+	ident.RecoveryAddresses = make([]*model.RecoveryAddress, len(s.recovery))
+	for i, a := range s.recovery {
+		ident.RecoveryAddresses[i] = a.model()
+	}
+	sortAddresses(ident.RecoveryAddresses, recoveryKey)
+	ident.Loaded = model.AllRelations
 }
 
 // updateRelations brings an existing identity's credentials, identifiers
-// and addresses in line with w. Addresses that stay keep their rows, so a
+// and addresses (cur, as read in the transaction) in line with w, and
+// returns them as it left them. Addresses that stay keep their rows, so a
 // verified address stays verified when other traits change. (New identities
 // go through insertBulk.)
-func updateRelations(ctx context.Context, idb bun.IDB, w *IdentityWrite) error {
+func updateRelations(ctx context.Context, idb bun.IDB, w *IdentityWrite, cur *storedRelations) (*storedRelations, error) {
 	id := w.Identity.ID
 	now := w.Identity.UpdatedAt.UTC()
+	out := &storedRelations{}
 
-	existing := map[string]*credentialRow{}
-	var creds []*credentialRow
-	if err := idb.NewSelect().Model(&creds).Column("id", "type", "config", "version", "created_at").
-		Where("identity_id = ?", id).Scan(ctx); err != nil {
-		return err
-	}
-	for _, c := range creds {
-		existing[c.Type] = c
+	existing := map[string]*storedCredentialRow{}
+	for i := range cur.credentials {
+		existing[cur.credentials[i].typ] = &cur.credentials[i]
 	}
 	if _, err := idb.NewDelete().Model((*identifierRow)(nil)).Where("identity_id = ?", id).Exec(ctx); err != nil {
-		return err
+		return nil, err
 	}
 
 	types, configs := credentialConfigs(w)
 	credIDs := map[string]uuid.UUID{}
+	identifiers := map[string][]string{}
+	for _, ident := range w.Identifiers {
+		identifiers[ident.Type] = append(identifiers[ident.Type], ident.Value)
+	}
 	for _, typ := range types {
 		cfg := configs[typ]
-		if cur, ok := existing[typ]; ok {
-			credIDs[typ] = cur.ID
-			if cfg == nil {
-				continue
+		if c, ok := existing[typ]; ok {
+			credIDs[typ] = c.id
+			kept := storedCredentialRow{id: c.id, typ: typ, config: c.config, created: c.created, updated: c.updated, identifiers: identifiers[typ]}
+			if cfg != nil {
+				if _, err := idb.NewUpdate().Model((*credentialRow)(nil)).
+					Set("config = ?", cfg).Set("updated_at = ?", now).
+					Where("id = ?", c.id).Exec(ctx); err != nil {
+					return nil, err
+				}
+				kept.config, kept.updated = cfg, now
 			}
-			if _, err := idb.NewUpdate().Model((*credentialRow)(nil)).
-				Set("config = ?", cfg).Set("updated_at = ?", now).
-				Where("id = ?", cur.ID).Exec(ctx); err != nil {
-				return err
-			}
+			out.credentials = append(out.credentials, kept)
 			continue
 		}
 		if cfg == nil {
@@ -303,17 +421,25 @@ func updateRelations(ctx context.Context, idb bun.IDB, w *IdentityWrite) error {
 		}
 		row := &credentialRow{ID: newID(), IdentityID: id, Type: typ, Config: cfg, CreatedAt: now, UpdatedAt: now}
 		if _, err := idb.NewInsert().Model(row).Exec(ctx); err != nil {
-			return err
+			return nil, err
 		}
 		credIDs[typ] = row.ID
+		out.credentials = append(out.credentials, storedCredentialRow{id: row.ID, typ: typ, config: cfg, created: now, updated: now, identifiers: identifiers[typ]})
 	}
-	// A credential left with neither identifiers nor a secret is dropped.
-	for typ, cur := range existing {
-		if _, needed := configs[typ]; !needed && string(cur.Config) == "{}" {
-			if _, err := idb.NewDelete().Model((*credentialRow)(nil)).Where("id = ?", cur.ID).Exec(ctx); err != nil {
-				return err
-			}
+	// A credential left with neither identifiers nor a secret is dropped;
+	// one that keeps a secret stays, without identifiers.
+	for _, c := range cur.credentials {
+		if _, needed := configs[c.typ]; needed {
+			continue
 		}
+		if string(c.config) == "{}" {
+			if _, err := idb.NewDelete().Model((*credentialRow)(nil)).Where("id = ?", c.id).Exec(ctx); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		c.identifiers = nil
+		out.credentials = append(out.credentials, c)
 	}
 
 	if len(w.Identifiers) > 0 {
@@ -323,41 +449,44 @@ func updateRelations(ctx context.Context, idb bun.IDB, w *IdentityWrite) error {
 				Type: ident.Type, Identifier: ident.Value, CreatedAt: now, UpdatedAt: now}
 		}
 		if _, err := idb.NewInsert().Model(&rows).Exec(ctx); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if err := syncAddresses(ctx, idb, id, w.VerifiableAddresses,
+	var err error
+	if out.verifiable, err = syncAddresses(ctx, idb, cur.verifiable, w.VerifiableAddresses,
 		func(r *verifiableAddressRow) (uuid.UUID, string, string) { return r.ID, r.Via, r.Value },
 		func(a Address) *verifiableAddressRow {
 			return &verifiableAddressRow{ID: newID(), IdentityID: id, Via: a.Via, Value: a.Value,
 				Status: model.VerificationPending, CreatedAt: now, UpdatedAt: now}
 		}); err != nil {
-		return err
+		return nil, err
 	}
-	return syncAddresses(ctx, idb, id, w.RecoveryAddresses,
+	if out.recovery, err = syncAddresses(ctx, idb, cur.recovery, w.RecoveryAddresses,
 		func(r *recoveryAddressRow) (uuid.UUID, string, string) { return r.ID, r.Via, r.Value },
 		func(a Address) *recoveryAddressRow {
 			return &recoveryAddressRow{ID: newID(), IdentityID: id, Via: a.Via, Value: a.Value, CreatedAt: now, UpdatedAt: now}
-		})
+		}); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-// syncAddresses brings one address table of an identity in line with want.
-// Addresses that stay keep their rows (and so a verified address stays
-// verified); the others are deleted or inserted. R is the row type
-// (*verifiableAddressRow or *recoveryAddressRow); key reads a row's id, via
-// and value; fresh makes a new row.
-func syncAddresses[R any](ctx context.Context, idb bun.IDB, id uuid.UUID, want []Address,
-	key func(R) (uuid.UUID, string, string), fresh func(Address) R) error {
+// syncAddresses brings one address table of an identity, whose rows are cur,
+// in line with want, and returns the rows it left. Addresses that stay keep
+// their rows (and so a verified address stays verified); the others are
+// deleted or inserted. R is the row type (*verifiableAddressRow or
+// *recoveryAddressRow); key reads a row's id, via and value; fresh makes a
+// new row.
+func syncAddresses[R any](ctx context.Context, idb bun.IDB, cur []R, want []Address,
+	key func(R) (uuid.UUID, string, string), fresh func(Address) R) ([]R, error) {
 	keep := map[[2]string]bool{}
-	var cur []R
-	if err := idb.NewSelect().Model(&cur).Column("id", "via", "value").Where("identity_id = ?", id).Scan(ctx); err != nil {
-		return err
-	}
 	var drop []uuid.UUID
+	var out []R
 	for _, c := range cur {
 		rowID, via, value := key(c)
 		if slices.ContainsFunc(want, func(a Address) bool { return a.Via == via && a.Value == value }) {
 			keep[[2]string{via, value}] = true
+			out = append(out, c)
 		} else {
 			drop = append(drop, rowID)
 		}
@@ -365,7 +494,7 @@ func syncAddresses[R any](ctx context.Context, idb bun.IDB, id uuid.UUID, want [
 	if len(drop) > 0 {
 		var table R // a nil row pointer names the table
 		if _, err := idb.NewDelete().Model(table).Where("id IN (?)", bun.In(drop)).Exec(ctx); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	var rows []R
@@ -375,32 +504,12 @@ func syncAddresses[R any](ctx context.Context, idb bun.IDB, id uuid.UUID, want [
 		}
 	}
 	if len(rows) == 0 {
-		return nil
+		return out, nil
 	}
-	_, err := idb.NewInsert().Model(&rows).Exec(ctx)
-	return err
-}
-
-// loadRelations fills credentials and addresses of ids in four queries
-// whatever their number, so a page of 250 costs the same as a page of 1.
-func loadRelations(ctx context.Context, idb bun.IDB, ids []*model.Identity) error {
-	if len(ids) == 0 {
-		return nil
+	if _, err := idb.NewInsert().Model(&rows).Exec(ctx); err != nil {
+		return nil, err
 	}
-	byID := make(map[uuid.UUID]*model.Identity, len(ids))
-	keys := make([]uuid.UUID, len(ids))
-	for i, x := range ids {
-		byID[x.ID] = x
-		keys[i] = x.ID
-		x.RelationsLoaded = true
-	}
-	if err := loadCredentials(ctx, idb, byID, keys); err != nil {
-		return err
-	}
-	if err := loadVerifiable(ctx, idb, byID, keys); err != nil {
-		return err
-	}
-	return loadRecovery(ctx, idb, byID, keys)
+	return append(out, rows...), nil
 }
 
 func credentialType(t string) model.CredentialType {
@@ -473,19 +582,32 @@ func takenBy(ctx context.Context, idb bun.IDB, w *IdentityWrite) (model.Errors, 
 // newID makes row keys: UUIDv7, ordered by creation time.
 func newID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
 
+// Created is the outcome of one identity of CreateIdentities: the identity
+// as stored (with every relation, as a fresh read would return it), or why
+// it was refused.
+type Created struct {
+	Identity *model.Identity
+	Err      error
+}
+
 // CreateIdentities stores many identities in one transaction, each inside a
 // savepoint of its own: an item that fails (a taken identifier, say) is
-// rolled back alone and reported at its index, the others are kept.
-func (db *DB) CreateIdentities(ctx context.Context, ws []*IdentityWrite) ([]error, error) {
-	errs := make([]error, len(ws))
+// rolled back alone and reported at its index, the others are kept. The
+// identities are built from the rows written, so an import reads nothing
+// back.
+func (db *DB) CreateIdentities(ctx context.Context, ws []*IdentityWrite) ([]Created, error) {
+	out := make([]Created, len(ws))
 	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		// The common case, every item fine, goes in one multi-row insert per
 		// table; only when that fails is each item tried on its own.
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT import_batch"); err != nil {
 			return err
 		}
-		err := insertBulk(ctx, tx, ws)
+		rows, err := insertBulk(ctx, tx, ws)
 		if err == nil {
+			for i, r := range rows {
+				out[i].Identity = r.model()
+			}
 			_, err = tx.ExecContext(ctx, "RELEASE SAVEPOINT import_batch")
 			return err
 		}
@@ -499,11 +621,12 @@ func (db *DB) CreateIdentities(ctx context.Context, ws []*IdentityWrite) ([]erro
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT import_item"); err != nil {
 				return err
 			}
-			err := insertBulk(ctx, tx, []*IdentityWrite{w})
+			rows, err := insertBulk(ctx, tx, []*IdentityWrite{w})
 			if err == nil {
 				if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT import_item"); err != nil {
 					return err
 				}
+				out[i].Identity = rows[0].model()
 				continue
 			}
 			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT import_item"); rerr != nil {
@@ -517,9 +640,9 @@ func (db *DB) CreateIdentities(ctx context.Context, ws []*IdentityWrite) ([]erro
 				return lerr
 			}
 			if len(taken) == 0 {
-				errs[i] = model.Errorf(model.CodeIdentifierTaken, "an identity with the same identifier exists already")
+				out[i].Err = model.Errorf(model.CodeIdentifierTaken, "an identity with the same identifier exists already")
 			} else {
-				errs[i] = taken
+				out[i].Err = taken
 			}
 			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT import_item"); err != nil {
 				return err
@@ -530,5 +653,5 @@ func (db *DB) CreateIdentities(ctx context.Context, ws []*IdentityWrite) ([]erro
 	if err != nil {
 		return nil, wrap(err)
 	}
-	return errs, nil
+	return out, nil
 }

@@ -37,7 +37,7 @@ func TestIdentifierRace(t *testing.T) {
 		var wg sync.WaitGroup
 		errs := make([]error, n)
 		for i := range n {
-			wg.Go(func() { errs[i] = store.CreateIdentity(context.Background(), write("race@example.com")) })
+			wg.Go(func() { _, errs[i] = store.CreateIdentity(context.Background(), write("race@example.com")) })
 		}
 		wg.Wait()
 		won := 0
@@ -56,7 +56,7 @@ func TestIdentifierRace(t *testing.T) {
 		if won != 1 {
 			t.Fatalf("%d writers won, want exactly 1", won)
 		}
-		list, _, err := store.ListIdentities(context.Background(), db.IdentityFilter{Identifiers: []string{"race@example.com"}}, uuid.Nil, 10)
+		list, _, err := store.ListIdentities(context.Background(), db.IdentityFilter{Identifiers: []string{"race@example.com"}}, uuid.Nil, 10, 0)
 		if err != nil || len(list) != 1 {
 			t.Fatalf("identities with the identifier: %d, %v; want 1", len(list), err)
 		}
@@ -71,10 +71,10 @@ func TestUpdateKeepsUnchangedAddresses(t *testing.T) {
 		ctx := context.Background()
 		w := write("keep@example.com")
 		w.VerifiableAddresses = append(w.VerifiableAddresses, db.Address{Via: "email", Value: "gone@example.com", Path: "/traits/other"})
-		if err := store.CreateIdentity(ctx, w); err != nil {
+		if _, err := store.CreateIdentity(ctx, w); err != nil {
 			t.Fatal(err)
 		}
-		before, err := store.GetIdentity(ctx, w.Identity.ID)
+		before, err := store.GetIdentity(ctx, w.Identity.ID, model.AllRelations)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,16 +107,19 @@ func TestUpdateKeepsUnchangedAddresses(t *testing.T) {
 func TestImportBatchWithDuplicates(t *testing.T) {
 	dbtest.EachDB(t, func(t *testing.T, store *db.DB) {
 		ws := []*db.IdentityWrite{write("a@example.com"), write("dup@example.com"), write("dup@example.com"), write("b@example.com")}
-		errs, err := store.CreateIdentities(context.Background(), ws)
+		created, err := store.CreateIdentities(context.Background(), ws)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i, want := range []model.ErrorCode{"", "", model.CodeIdentifierTaken, ""} {
-			if got := model.ErrorCodeOf(errs[i]); got != want {
-				t.Errorf("item %d: %q (%v), want %q", i, got, errs[i], want)
+			if got := model.ErrorCodeOf(created[i].Err); got != want {
+				t.Errorf("item %d: %q (%v), want %q", i, got, created[i].Err, want)
+			}
+			if (created[i].Identity != nil) != (want == "") {
+				t.Errorf("item %d: identity %v with error %v", i, created[i].Identity != nil, created[i].Err)
 			}
 		}
-		list, _, err := store.ListIdentities(context.Background(), db.IdentityFilter{}, uuid.Nil, 10)
+		list, _, err := store.ListIdentities(context.Background(), db.IdentityFilter{}, uuid.Nil, 10, 0)
 		if err != nil || len(list) != 3 {
 			t.Fatalf("stored %d identities, %v; want 3", len(list), err)
 		}

@@ -23,9 +23,10 @@ type IdentityFilter struct {
 // ListIdentities returns up to limit identities whose id sorts after the
 // keyset cursor after (uuid.Nil: from the start), in id order, and whether
 // more follow. Ids are UUIDv7, so the order is creation order and a new
-// identity never shifts a page another client is walking. The cost is five
-// queries whatever limit is.
-func (db *DB) ListIdentities(ctx context.Context, f IdentityFilter, after uuid.UUID, limit int) ([]*model.Identity, bool, error) {
+// identity never shifts a page another client is walking. The relations
+// rels are loaded with the page, one query per relation whatever limit is;
+// the others are left for the lazy loaders.
+func (db *DB) ListIdentities(ctx context.Context, f IdentityFilter, after uuid.UUID, limit int, rels model.Relations) ([]*model.Identity, bool, error) {
 	if f.IDs != nil && len(f.IDs) == 0 {
 		return []*model.Identity{}, false, nil
 	}
@@ -61,7 +62,7 @@ func (db *DB) ListIdentities(ctx context.Context, f IdentityFilter, after uuid.U
 	for i, r := range rows {
 		out[i] = r.model()
 	}
-	if err := loadRelations(ctx, db.bun, out); err != nil {
+	if err := loadRelations(ctx, db.bun, out, rels); err != nil {
 		return nil, false, wrap(err)
 	}
 	return out, more, nil

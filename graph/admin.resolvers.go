@@ -56,7 +56,7 @@ func (r *mutationResolver) ImportIdentities(ctx context.Context, input []*model.
 }
 
 func (r *queryResolver) Identity(ctx context.Context, id uuid.UUID) (*model.Identity, error) {
-	ident, err := r.IdentityService.Get(ctx, id)
+	ident, err := r.IdentityService.GetWith(ctx, id, selectedRelations(ctx))
 	if model.ErrorCodeOf(err) == model.CodeNotFound {
 		return nil, nil // the API documents null for an unknown id
 	}
@@ -64,7 +64,7 @@ func (r *queryResolver) Identity(ctx context.Context, id uuid.UUID) (*model.Iden
 }
 
 func (r *queryResolver) Identities(ctx context.Context, first *int, after *string, filter *model.IdentityFilter) (*model.IdentityConnection, error) {
-	page, err := r.IdentityService.List(ctx, first, after, filter)
+	page, err := r.IdentityService.List(ctx, first, after, filter, selectedRelations(ctx))
 	if err != nil {
 		return nil, err
 	}

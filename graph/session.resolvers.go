@@ -15,7 +15,7 @@ func (r *sessionResolver) Identity(ctx context.Context, obj *model.Session) (*mo
 	if obj.Identity != nil {
 		return obj.Identity, nil
 	}
-	return r.IdentityService.Get(ctx, obj.IdentityID)
+	return r.IdentityService.GetWith(ctx, obj.IdentityID, selectedRelations(ctx))
 }
 
 func (r *Resolver) Session() SessionResolver { return &sessionResolver{r} }

@@ -32,10 +32,30 @@ type Identity struct {
 	RecoveryAddresses   []*RecoveryAddress
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
-	// RelationsLoaded tells whether Credentials and the addresses were
-	// loaded with the identity; when not, they are fetched on demand.
-	RelationsLoaded bool
+	// Loaded tells which of Credentials and the addresses came with the
+	// identity; the others are empty here and fetched on demand.
+	Loaded Relations
 }
+
+// Relations is a set of the records an identity owns apart from its own
+// row: credentials, verifiable and recovery addresses. Each costs the
+// database work to read, so a reader names the ones its answer will show
+// (an identity(id) that asks for none is one indexed read) and the rest load
+// on demand.
+type Relations uint8
+
+// The relations of an identity.
+const (
+	RelationCredentials Relations = 1 << iota
+	RelationVerifiableAddresses
+	RelationRecoveryAddresses
+
+	// AllRelations is every relation.
+	AllRelations = RelationCredentials | RelationVerifiableAddresses | RelationRecoveryAddresses
+)
+
+// Has reports whether every relation of x is in r.
+func (r Relations) Has(x Relations) bool { return r&x == x }
 
 // Credential is a way to sign in and the identifiers it accepts. Its secret
 // part (a hash, a TOTP seed…) is deliberately not a field.

@@ -20,7 +20,8 @@ func errInvalidCredentials() *model.Error {
 // hash comparison, so it answers in about the time a wrong password does. An
 // inactive identity is only told apart after its password matched. A hash
 // that is imported or made with weaker parameters is replaced with a current
-// one on success.
+// one on success. The identity comes alone, in one read: its relations load
+// on demand, as the answer asks for them.
 func (s *Service) Authenticate(ctx context.Context, identifier, pw string) (*model.Identity, error) {
 	cred, err := s.store.FindPasswordCredential(ctx, schemas.LoginCandidates(identifier))
 	if model.ErrorCodeOf(err) == model.CodeNotFound || (err == nil && cred.Hash == "") {
@@ -43,7 +44,7 @@ func (s *Service) Authenticate(ctx context.Context, identifier, pw string) (*mod
 	if s.hasher.NeedsRehash(cred.Hash) {
 		s.rehash(ctx, cred.IdentityID, cred.Hash, pw)
 	}
-	return s.store.GetIdentity(ctx, cred.IdentityID)
+	return s.store.GetIdentity(ctx, cred.IdentityID, 0)
 }
 
 // rehash upgrades a stored hash. Failing to is not the user's problem: the

@@ -38,21 +38,27 @@ func New(store *db.DB, reg *schemas.Registry, hasher *password.Hasher, policy pa
 // clock returns the current time at the precision both databases keep.
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
-// Get returns an identity, or NOT_FOUND.
+// Get returns an identity with every relation, or NOT_FOUND.
 func (s *Service) Get(ctx context.Context, id uuid.UUID) (*model.Identity, error) {
-	return s.store.GetIdentity(ctx, id)
+	return s.GetWith(ctx, id, model.AllRelations)
 }
 
-// Create validates and stores a new identity.
+// GetWith returns an identity with the relations rels loaded in the same
+// read, or NOT_FOUND. The others still load on demand (Credentials,
+// VerifiableAddresses, RecoveryAddresses): rels is what the caller's answer
+// will show, so nothing is read twice and nothing is read for nothing.
+func (s *Service) GetWith(ctx context.Context, id uuid.UUID, rels model.Relations) (*model.Identity, error) {
+	return s.store.GetIdentity(ctx, id, rels)
+}
+
+// Create validates and stores a new identity, and returns it as stored,
+// with every relation.
 func (s *Service) Create(ctx context.Context, in *model.CreateIdentityInput) (*model.Identity, error) {
 	w, err := s.prepareCreate(ctx, in)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.CreateIdentity(ctx, w); err != nil {
-		return nil, err
-	}
-	return s.store.GetIdentity(ctx, w.Identity.ID)
+	return s.store.CreateIdentity(ctx, w)
 }
 
 // prepareCreate turns a create input into a complete write, or every problem
@@ -173,7 +179,8 @@ func (s *Service) passwordSecret(ctx context.Context, p *model.PasswordCredentia
 }
 
 // Update replaces an identity's traits, state, schema and metadata, and sets
-// the credentials given.
+// the credentials given. It returns the identity as stored, with every
+// relation.
 func (s *Service) Update(ctx context.Context, id uuid.UUID, in *model.UpdateIdentityInput) (*model.Identity, error) {
 	return s.store.UpdateIdentity(ctx, id, func(cur *model.Identity) (*db.IdentityWrite, error) {
 		next := *cur
@@ -227,10 +234,10 @@ func deref(p *string) string {
 	return *p
 }
 
-// Credentials returns an identity's credentials, for an identity loaded
-// without them (whoami reads the identity alone, in one query).
+// Credentials returns an identity's credentials: those it was loaded with,
+// or else read now (whoami reads the identity alone, in one query).
 func (s *Service) Credentials(ctx context.Context, ident *model.Identity) ([]*model.Credential, error) {
-	if ident.RelationsLoaded {
+	if ident.Loaded.Has(model.RelationCredentials) {
 		return ident.Credentials, nil
 	}
 	return s.store.Credentials(ctx, ident.ID)
@@ -238,7 +245,7 @@ func (s *Service) Credentials(ctx context.Context, ident *model.Identity) ([]*mo
 
 // VerifiableAddresses returns an identity's verifiable addresses.
 func (s *Service) VerifiableAddresses(ctx context.Context, ident *model.Identity) ([]*model.VerifiableAddress, error) {
-	if ident.RelationsLoaded {
+	if ident.Loaded.Has(model.RelationVerifiableAddresses) {
 		return ident.VerifiableAddresses, nil
 	}
 	return s.store.VerifiableAddresses(ctx, ident.ID)
@@ -246,7 +253,7 @@ func (s *Service) VerifiableAddresses(ctx context.Context, ident *model.Identity
 
 // RecoveryAddresses returns an identity's recovery addresses.
 func (s *Service) RecoveryAddresses(ctx context.Context, ident *model.Identity) ([]*model.RecoveryAddress, error) {
-	if ident.RelationsLoaded {
+	if ident.Loaded.Has(model.RelationRecoveryAddresses) {
 		return ident.RecoveryAddresses, nil
 	}
 	return s.store.RecoveryAddresses(ctx, ident.ID)

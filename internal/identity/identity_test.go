@@ -2,6 +2,8 @@ package identity_test
 
 import (
 	"context"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +120,67 @@ func TestAuthenticateRehashes(t *testing.T) {
 		}
 		if _, err := svc.Authenticate(ctx, "old@example.com", "a long secret phrase"); err != nil {
 			t.Fatalf("login after rehash: %v", err)
+		}
+	})
+}
+
+// TestWritesReadNothingBack: create, update, patch and import return the
+// identity as stored (what Get then reads, every relation included) without
+// reading it back, so an import costs the same statements for 2 identities as
+// for 200, on both engines.
+func TestWritesReadNothingBack(t *testing.T) {
+	dbtest.EachDB(t, func(t *testing.T, store *db.DB) {
+		ctx := context.Background()
+		svc, _ := newService(t, store)
+		store.CountQueries()()
+		same := func(what string, got *model.Identity) {
+			t.Helper()
+			read, err := svc.Get(ctx, got.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, read) {
+				t.Errorf("%s returned %+v, Get reads %+v", what, got, read)
+			}
+		}
+		created, err := svc.Create(ctx, &model.CreateIdentityInput{Traits: model.JSON(`{"email":"w@example.com"}`),
+			Credentials: &model.CredentialsInput{Oidc: &model.OIDCCredentialInput{Providers: []*model.OIDCProviderInput{{Provider: "p", Subject: "S"}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		same("Create", created)
+		updated, err := svc.Update(ctx, created.ID, &model.UpdateIdentityInput{Traits: model.JSON(`{"email":"w2@example.com"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		same("Update", updated)
+		patched, err := svc.Patch(ctx, created.ID, []*model.JSONPatchOperation{{Op: "add", Path: "/metadata_public", Value: model.JSON(`{"a":1}`)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		same("Patch", patched)
+
+		imports := func(n int, tag string) int {
+			in := make([]*model.CreateIdentityInput, n)
+			for i := range in {
+				in[i] = &model.CreateIdentityInput{Traits: model.JSON(fmt.Sprintf(`{"email":"%s%d@example.com"}`, tag, i))}
+			}
+			stop := store.CountQueries()
+			res, err := svc.Import(ctx, in)
+			queries := stop()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range res {
+				if r.Err != nil {
+					t.Fatalf("import item %d: %v", i, r.Err)
+				}
+				same("Import", r.Identity)
+			}
+			return queries
+		}
+		if few, many := imports(2, "few"), imports(200, "many"); few != many {
+			t.Errorf("import of 2: %d queries, of 200: %d; want the same", few, many)
 		}
 	})
 }

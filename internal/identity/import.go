@@ -20,7 +20,9 @@ type ImportResult struct {
 
 // Import creates up to MaxImport identities. Items are checked on their own
 // and written in one transaction with a savepoint each, so a bad item fails
-// only itself and nothing of it is written.
+// only itself and nothing of it is written. Each identity comes back as
+// stored, with every relation, built from what was written: nothing is read
+// back.
 func (s *Service) Import(ctx context.Context, ins []*model.CreateIdentityInput) ([]ImportResult, error) {
 	if len(ins) > MaxImport {
 		return nil, model.Errorf(model.CodeBadUserInput, "at most %d identities can be imported per call, got %d", MaxImport, len(ins))
@@ -57,33 +59,12 @@ func (s *Service) Import(ctx context.Context, ins []*model.CreateIdentityInput) 
 			at = append(at, i)
 		}
 	}
-	errs, err := s.store.CreateIdentities(ctx, batch)
+	created, err := s.store.CreateIdentities(ctx, batch)
 	if err != nil {
 		return nil, err
 	}
-	var ids []uuid.UUID
-	for k, e := range errs {
-		if e != nil {
-			results[at[k]].Err = e
-		} else {
-			ids = append(ids, batch[k].Identity.ID)
-		}
-	}
-	if len(ids) == 0 {
-		return results, nil
-	}
-	created, _, err := s.store.ListIdentities(ctx, db.IdentityFilter{IDs: ids}, uuid.Nil, len(ids))
-	if err != nil {
-		return nil, err
-	}
-	byID := make(map[uuid.UUID]*model.Identity, len(created))
-	for _, c := range created {
-		byID[c.ID] = c
-	}
-	for k, e := range errs {
-		if e == nil {
-			results[at[k]].Identity = byID[batch[k].Identity.ID]
-		}
+	for k, c := range created {
+		results[at[k]] = ImportResult{Identity: c.Identity, Err: c.Err}
 	}
 	return results, nil
 }

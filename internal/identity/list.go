@@ -40,8 +40,10 @@ func parseCursor(c string) (uuid.UUID, error) {
 	return uuid.UUID(b), nil
 }
 
-// List returns a page of identities in creation order after the cursor.
-func (s *Service) List(ctx context.Context, first *int, after *string, f *model.IdentityFilter) (*Page, error) {
+// List returns a page of identities in creation order after the cursor,
+// with the relations rels loaded for the whole page at once (the others load
+// on demand, one identity at a time: name every relation the answer shows).
+func (s *Service) List(ctx context.Context, first *int, after *string, f *model.IdentityFilter, rels model.Relations) (*Page, error) {
 	limit := DefaultPageSize
 	if first != nil {
 		if *first < 1 || *first > MaxPageSize {
@@ -73,7 +75,7 @@ func (s *Service) List(ctx context.Context, first *int, after *string, f *model.
 			}
 		}
 	}
-	ids, more, err := s.store.ListIdentities(ctx, filter, cursor, limit)
+	ids, more, err := s.store.ListIdentities(ctx, filter, cursor, limit, rels)
 	if err != nil {
 		return nil, err
 	}
