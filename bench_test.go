@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/identityd/identityd/db/dbtest"
+	"github.com/identityd/identityd/internal/password"
 )
 
 // BenchmarkWhoami measures the server's own cost of one whoami, through the
@@ -67,4 +69,96 @@ func benchRegister(b *testing.B, s *testServer) string {
 		b.Fatalf("register: %v", err)
 	}
 	return out.Data.Register.SessionToken
+}
+
+// BenchmarkListPage measures one page of 250 identities (the load tool's
+// list query: no relations) through the whole HTTP handler, on each
+// database: the server's own cost of a console's listing.
+//
+//	go test -run '^$' -bench ListPage -benchmem -cpuprofile cpu.out .
+func BenchmarkListPage(b *testing.B) {
+	for name, dsn := range map[string]func(testing.TB) string{"sqlite": dbtest.NewSQLite, "postgres": dbtest.NewPostgres} {
+		b.Run(name, func(b *testing.B) {
+			s := newTestServer(b, dsn(b), nil)
+			in := make([]map[string]any, 250)
+			for i := range in {
+				in[i] = map[string]any{"traits": map[string]any{"email": fmt.Sprintf("list-%d@example.com", i)}}
+			}
+			imp, _ := json.Marshal(map[string]any{
+				"query":     `mutation($in: [CreateIdentityInput!]!) { importIdentities(input: $in) { results { userErrors { code } } } }`,
+				"variables": map[string]any{"in": in},
+			})
+			do := func(body []byte) *httptest.ResponseRecorder {
+				req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+testAdminKey)
+				w := httptest.NewRecorder()
+				s.app.handler.ServeHTTP(w, req)
+				return w
+			}
+			if w := do(imp); strings.Contains(w.Body.String(), `"code"`) || w.Code != http.StatusOK {
+				b.Fatalf("import: %s", w.Body)
+			}
+			body := []byte(`{"query":"{ identities(first: 250) { edges { cursor node { id schemaId state traits createdAt updatedAt } } pageInfo { hasNextPage endCursor } } }"}`)
+			if w := do(body); strings.Count(w.Body.String(), `"cursor"`) != 250 {
+				b.Fatalf("list: %.300s", w.Body)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				do(body)
+			}
+		})
+	}
+}
+
+// BenchmarkImportBatch measures one importIdentities call of 1,000
+// identities with pre-hashed passwords (the load tool's import batch)
+// through the whole HTTP handler, on each database, into a table that grows
+// as the benchmark runs.
+//
+//	go test -run '^$' -bench ImportBatch -benchmem -cpuprofile cpu.out .
+func BenchmarkImportBatch(b *testing.B) {
+	hash, err := password.NewHasher(password.Params{Memory: 8 << 10, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 1).Hash(b.Context(), "a fine password 1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, dsn := range map[string]func(testing.TB) string{"sqlite": dbtest.NewSQLite, "postgres": dbtest.NewPostgres} {
+		b.Run(name, func(b *testing.B) {
+			s := newTestServer(b, dsn(b), nil)
+			n := 0
+			batch := func() []byte {
+				in := make([]map[string]any, 1000)
+				for i := range in {
+					n++
+					in[i] = map[string]any{
+						"traits":      map[string]any{"email": fmt.Sprintf("import-%d@example.com", n)},
+						"credentials": map[string]any{"password": map[string]any{"hashedPassword": hash}},
+					}
+				}
+				body, _ := json.Marshal(map[string]any{
+					"query":     `mutation($in: [CreateIdentityInput!]!) { importIdentities(input: $in) { results { index identity { id } userErrors { code message path } } } }`,
+					"variables": map[string]any{"in": in},
+				})
+				return body
+			}
+			do := func(body []byte) *httptest.ResponseRecorder {
+				req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+testAdminKey)
+				w := httptest.NewRecorder()
+				s.app.handler.ServeHTTP(w, req)
+				return w
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				body := batch()
+				b.StartTimer()
+				if w := do(body); strings.Contains(w.Body.String(), `"code"`) || w.Code != http.StatusOK {
+					b.Fatalf("import: %.500s", w.Body)
+				}
+			}
+		})
+	}
 }

@@ -346,7 +346,9 @@ func BenchmarkIdentityGet(b *testing.B) {
 				"variables": map[string]any{"in": map[string]any{"traits": map[string]any{"email": "get@example.com"}}},
 			})
 			var created struct {
-				Data struct{ CreateIdentity struct{ Identity struct{ ID string } } }
+				Data struct {
+					CreateIdentity struct{ Identity struct{ ID string } }
+				}
 			}
 			if err := json.Unmarshal(serve(s, body).Body.Bytes(), &created); err != nil || created.Data.CreateIdentity.Identity.ID == "" {
 				b.Fatalf("create: %v", err)

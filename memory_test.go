@@ -35,11 +35,12 @@ func TestMemoryLimit(t *testing.T) {
 	}
 }
 
-// TestSetMemoryLimit changes the process's memory limit, so it is not
-// parallel and puts the old one back.
+// TestSetMemoryLimit changes the process's memory limit and GOGC, so it is
+// not parallel and puts the old ones back.
 func TestSetMemoryLimit(t *testing.T) {
 	old := debug.SetMemoryLimit(-1)
-	t.Cleanup(func() { debug.SetMemoryLimit(old) })
+	oldGC := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetMemoryLimit(old); debug.SetGCPercent(oldGC) })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := Config{Hashers: HashersConfig{MaxConcurrent: 3, Argon2: Argon2Config{MemoryKiB: 32 << 10}}}
 
@@ -52,6 +53,18 @@ func TestSetMemoryLimit(t *testing.T) {
 	}, log)
 	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
 		t.Errorf("with GOMEMLIMIT set, the limit became %d; want it left alone", got)
+	}
+	if got := debug.SetGCPercent(77); got != gcPercent {
+		t.Errorf("with GOGC unset, GOGC became %d; want %d", got, gcPercent)
+	}
+	setMemoryLimit(cfg, func(k string) string {
+		if k == "GOGC" {
+			return "77"
+		}
+		return ""
+	}, log)
+	if got := debug.SetGCPercent(100); got != 77 {
+		t.Errorf("with GOGC set, GOGC became %d; want it left alone (77)", got)
 	}
 
 	setMemoryLimit(cfg, func(string) string { return "" }, log)

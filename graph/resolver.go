@@ -5,6 +5,7 @@
 package graph
 
 //go:generate go run github.com/99designs/gqlgen generate
+//go:generate go run seqslice.go -file generated.go
 
 import (
 	"github.com/identityd/identityd/internal/identity"
