@@ -4,7 +4,7 @@
 // to the database directly.
 package graph
 
-//go:generate go run github.com/99designs/gqlgen generate
+//go:generate go tool gqlgen generate
 //go:generate go run seqslice.go -file generated.go
 
 import (
