@@ -32,7 +32,7 @@ func NewHandler(r *Resolver, cfg HandlerConfig) http.Handler {
 	})
 	srv := handler.New(es)
 	srv.AddTransport(getTransport{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(postTransport{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})

@@ -12,9 +12,14 @@ import (
 // hop unchanged (9007199254740993 stays 9007199254740993). A nil JSON is null.
 type JSON json.RawMessage
 
-// MarshalGQL writes the document as is; null when empty.
+// MarshalGQL writes the document as is; null when empty, or when it is not
+// valid JSON. Documents come from the database, which holds what this
+// service wrote, but a SQLite text column takes anything a hand edit puts
+// there; the transport writes answers as they are built (graph.postTransport),
+// so this check, over the document's own bytes, is what keeps every answer
+// valid JSON.
 func (j JSON) MarshalGQL(w io.Writer) {
-	if len(j) == 0 {
+	if len(j) == 0 || !json.Valid(j) {
 		_, _ = io.WriteString(w, "null")
 		return
 	}
