@@ -22,10 +22,11 @@ const memoryHeadroom = 128 << 20
 // below and the Hasher's own collections bound it, as before.
 const gcPercent = 400
 
-// setMemoryLimit gives the Go runtime a soft memory limit sized for the
-// password hashes in flight plus headroom for everything else, unless the
-// operator set GOMEMLIMIT, and sets GOGC to gcPercent unless the operator set
-// GOGC.
+// tuneRuntime sets the Go runtime up for serving, leaving alone whatever the
+// operator set through the runtime's own variables: GOGC to gcPercent, and a
+// soft memory limit sized for the hashes in flight plus headroom for
+// everything else (GOMEMLIMIT). (GOMAXPROCS is the Hasher's to raise while
+// hashes run, unless the operator set it: see cmdServe.)
 //
 // The Hasher already keeps the heap near that size by having its finished
 // hashes collected (argon2 allocates its whole memory cost on every call), so
@@ -33,7 +34,7 @@ const gcPercent = 400
 // compared at an imported hash's larger cost. It must not be what bounds a
 // login flood: near the limit the runtime returns freed hash memory to the OS
 // and the next hash faults it back in, which cost a third of login's CPU.
-func setMemoryLimit(cfg Config, getenv func(string) string, log *slog.Logger) {
+func tuneRuntime(cfg Config, getenv func(string) string, log *slog.Logger) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}

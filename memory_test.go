@@ -45,7 +45,7 @@ func TestSetMemoryLimit(t *testing.T) {
 	cfg := Config{Hashers: HashersConfig{MaxConcurrent: 3, Argon2: Argon2Config{MemoryKiB: 32 << 10}}}
 
 	debug.SetMemoryLimit(math.MaxInt64)
-	setMemoryLimit(cfg, func(k string) string {
+	tuneRuntime(cfg, func(k string) string {
 		if k == "GOMEMLIMIT" {
 			return "1GiB"
 		}
@@ -57,7 +57,7 @@ func TestSetMemoryLimit(t *testing.T) {
 	if got := debug.SetGCPercent(77); got != gcPercent {
 		t.Errorf("with GOGC unset, GOGC became %d; want %d", got, gcPercent)
 	}
-	setMemoryLimit(cfg, func(k string) string {
+	tuneRuntime(cfg, func(k string) string {
 		if k == "GOGC" {
 			return "77"
 		}
@@ -67,7 +67,7 @@ func TestSetMemoryLimit(t *testing.T) {
 		t.Errorf("with GOGC set, GOGC became %d; want it left alone (77)", got)
 	}
 
-	setMemoryLimit(cfg, func(string) string { return "" }, log)
+	tuneRuntime(cfg, func(string) string { return "" }, log)
 	if got, want := debug.SetMemoryLimit(-1), int64(3*32<<20+128<<20); got != want {
 		t.Errorf("limit = %d, want %d", got, want)
 	}

@@ -181,7 +181,7 @@ func (r *runner) dbName() string {
 // quiet waits, up to -wait-idle, for the machine to be quiet before a
 // measurement, and says so when it had to wait or gave up.
 func (r *runner) quiet(ctx context.Context) {
-	if r.o.waitIdle <= 0 {
+	if r.o.waitIdle <= 0 || r.flooding {
 		return
 	}
 	waited, idle := waitIdle(ctx, r.o.waitIdle)

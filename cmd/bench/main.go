@@ -60,7 +60,7 @@ var errRequestErrors = errors.New("some requests failed (see the errors column)"
 
 // allScenarios is every scenario, in the order they run and are reported:
 // reads first, so that they see exactly the seeded set, then the writes.
-var allScenarios = []string{"whoami", "login", "get", "list", "listdeep", "create", "import"}
+var allScenarios = []string{"whoami", "login", "flood", "get", "list", "listdeep", "create", "import"}
 
 // options is the parsed command line.
 type options struct {
@@ -72,6 +72,7 @@ type options struct {
 	identities  int
 	conc        []int
 	loginConc   []int
+	floodConc   int
 	importConc  []int
 	duration    time.Duration
 	warmup      time.Duration
@@ -111,6 +112,7 @@ func parseOptions(args []string, stderr io.Writer, getenv func(string) string) (
 	fs.IntVar(&o.identities, "identities", 10000, "identities to seed with importIdentities")
 	fs.StringVar(&conc, "c", "16,64", "concurrencies (in-flight requests), comma-separated")
 	fs.StringVar(&loginConc, "login-c", "256", "extra concurrencies for the login scenario only (empty: none)")
+	fs.IntVar(&o.floodConc, "flood-c", 256, "logins in flight during the flood scenario (whoami measured at each -c meanwhile)")
 	fs.StringVar(&importConc, "import-c", "1,2", "concurrencies for the import scenario (batches in flight)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per scenario and concurrency")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured run before each measurement")
@@ -160,6 +162,9 @@ func parseOptions(args []string, stderr io.Writer, getenv func(string) string) (
 		}
 		if !set["login-c"] {
 			loginConc = ""
+		}
+		if !set["flood-c"] {
+			o.floodConc = 8
 		}
 		if !set["import-sizes"] {
 			importSizes = "500"

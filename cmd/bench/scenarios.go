@@ -69,6 +69,8 @@ type runner struct {
 	// their SHA-256, as stored.
 	sessions    []http.Header
 	tokenHashes [][]byte
+	// flooding is set while the flood scenario's logins run (see quiet).
+	flooding bool
 }
 
 // dbReport is everything measured on one database.
@@ -126,7 +128,7 @@ func runDatabase(ctx context.Context, o *options, kind, bin string, log io.Write
 		r.pid, r.floorDSN = o.serverPID, o.floorDSN
 		dr.serverNote = "running at " + base
 	}
-	conns := slices.Max(append(slices.Concat(o.conc, o.loginConc, o.importConc), 16)) + 8
+	conns := slices.Max(append(slices.Concat(o.conc, o.loginConc, o.importConc), 16, o.floodConc+slices.Max(o.conc))) + 8
 	if r.c, err = newClient(base, adminKey, conns); err != nil {
 		return nil, err
 	}
@@ -213,7 +215,7 @@ func runDatabase(ctx context.Context, o *options, kind, bin string, log io.Write
 				if f := floors["hash"][0]; f != nil {
 					m.Floor, m.FloorName = f.Rate, "hash"
 				}
-			case "whoami", "get", "list", "listdeep":
+			case "whoami", "flood", "get", "list", "listdeep":
 				if f := floors["read"][c]; f != nil {
 					m.Floor, m.FloorName = f.Rate, "read"
 				}
@@ -244,7 +246,7 @@ func runDatabase(ctx context.Context, o *options, kind, bin string, log io.Write
 // readScenarios are the chosen scenarios compared with the read floor.
 func (r *runner) readScenarios() []string {
 	var out []string
-	for _, s := range []string{"whoami", "get", "list", "listdeep"} {
+	for _, s := range []string{"whoami", "flood", "get", "list", "listdeep"} {
 		if r.o.has(s) {
 			out = append(out, s)
 		}
@@ -388,13 +390,9 @@ func (r *runner) scenario(ctx context.Context, s string, c int) (*measurement, e
 			return body, r.sessions[mrand.IntN(len(r.sessions))]
 		}, expectWhoami)
 	case "login":
-		bodies := make([][]byte, len(r.ids))
-		for i := range bodies {
-			bodies[i] = mustBody(qLogin, map[string]any{"in": map[string]any{"identifier": r.email(i), "password": benchPassword}})
-		}
-		return r.load(ctx, s, c, func(w *worker) ([]byte, http.Header) {
-			return bodies[mrand.IntN(len(bodies))], nil
-		}, expectLogin)
+		return r.load(ctx, s, c, r.loginRequests(), expectLogin)
+	case "flood":
+		return r.flood(ctx, c)
 	case "get":
 		bodies := make([][]byte, len(r.ids))
 		for i, id := range r.ids {
@@ -435,6 +433,51 @@ func (r *runner) scenario(ctx context.Context, s string, c int) (*measurement, e
 		}, expectIdentity)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", s)
+}
+
+// loginRequests signs in random seeded identities with their password.
+func (r *runner) loginRequests() requestFunc {
+	bodies := make([][]byte, len(r.ids))
+	for i := range bodies {
+		bodies[i] = mustBody(qLogin, map[string]any{"in": map[string]any{"identifier": r.email(i), "password": benchPassword}})
+	}
+	return func(w *worker) ([]byte, http.Header) {
+		return bodies[mrand.IntN(len(bodies))], nil
+	}
+}
+
+// flood measures whoami at concurrency c while -flood-c logins are in
+// flight, unmeasured: every hash slot busy and a queue behind them, the
+// moment a login storm (or a password-guessing botnet) hits. The cheap read
+// every page makes must keep answering meanwhile. The flood runs from 2 s
+// before whoami's warm-up until its measurement ends, and the logins still
+// in flight then are waited for, so the next scenario starts on a quiet
+// server. The machine cannot be quiet during it, so -wait-idle is skipped.
+func (r *runner) flood(ctx context.Context, c int) (*measurement, error) {
+	fctx, stop := context.WithCancel(ctx)
+	defer stop()
+	workers := make([]*worker, r.o.floodConc)
+	for i := range workers {
+		workers[i] = &worker{id: i}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.loop(fctx, workers, time.Now().Add(24*time.Hour), nil, r.loginRequests(), nil, false)
+	}()
+	select {
+	case <-time.After(2 * time.Second):
+	case <-ctx.Done():
+	}
+	r.flooding = true
+	m, err := r.scenario(ctx, "whoami", c)
+	r.flooding = false
+	stop()
+	<-done
+	if m != nil {
+		m.Scenario = "whoami + " + strconv.Itoa(r.o.floodConc) + " logins"
+	}
+	return m, err
 }
 
 // deepCursor walks every page once, collecting each identity's cursor, and

@@ -28,6 +28,8 @@ const reclaimEvery = 64 << 20
 // takes one of a fixed number of slots; callers beyond that wait, giving up
 // when their context ends, so that a burst of logins cannot exhaust memory:
 // with the default parameters each running argon2id hash holds 64 MiB.
+// Each computation runs behind the rest of the process (runBehind): a login
+// flood gets the CPU the other requests leave, not the other way round.
 // A Hasher is safe for concurrent use.
 type Hasher struct {
 	params Params
@@ -146,9 +148,9 @@ func (h *Hasher) compute(ctx context.Context, mem uint64, fn func()) error {
 	}
 	defer func() { <-h.slots }()
 	if h.hook != nil {
-		h.hook(fn)
+		runBehind(func() { h.hook(fn) })
 	} else {
-		fn()
+		runBehind(fn)
 	}
 	// Collect while still holding the slot, so that the next computation in
 	// it finds this one's memory free: the heap then never holds more than
