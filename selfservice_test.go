@@ -1503,3 +1503,65 @@ func TestSelfServiceWhoamiIsOneQuery(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionListsReadTheIdentityOnce: every session in mySessions and
+// identitySessions is the same identity's, so asking for it costs one read
+// for the whole list, not one per session, and every session shows it.
+func TestSessionListsReadTheIdentityOnce(t *testing.T) {
+	eachSelfService(t, nil, func(t *testing.T, s *testServer, _ string) {
+		s.app.store.CountQueries()() // installs the hook while nothing runs
+		token, id := s.mustRegister(t, "lists@example.com", pw1)
+		for range 3 {
+			s.mustLogin(t, "lists@example.com", pw1)
+		}
+		const fragment = ` fragment F on Session { identity { id traits verifiableAddresses { value } } }`
+		for _, c := range []struct {
+			name, bare, full string
+			admin            bool
+		}{
+			{"mySessions", `{ mySessions { id } }`, `{ mySessions { id ...F } }` + fragment, false},
+			{"identitySessions", `query($id: UUID!) { identitySessions(identityId: $id) { id } }`,
+				`query($id: UUID!) { identitySessions(identityId: $id) { id ...F } }` + fragment, true},
+		} {
+			query := func(q string) *gqlResponse {
+				if c.admin {
+					return s.admin(t, q, map[string]any{"id": id})
+				}
+				return s.gql(t, token, q, nil)
+			}
+			stop := s.app.store.CountQueries()
+			bare := query(c.bare)
+			without := stop()
+			stop = s.app.store.CountQueries()
+			r := query(c.full)
+			with := stop()
+			if len(bare.Errors) > 0 || len(r.Errors) > 0 {
+				t.Fatalf("%s: %+v %+v", c.name, bare.Errors, r.Errors)
+			}
+			var out map[string][]struct {
+				ID       string
+				Identity struct {
+					ID                  string
+					VerifiableAddresses []struct{ Value string }
+				}
+			}
+			if err := json.Unmarshal(r.Data, &out); err != nil {
+				t.Fatal(err)
+			}
+			list := out[c.name]
+			if len(list) != 4 {
+				t.Fatalf("%s: %d sessions, want 4: %s", c.name, len(list), r.Data)
+			}
+			for _, sess := range list {
+				if sess.Identity.ID != id || len(sess.Identity.VerifiableAddresses) != 1 || sess.Identity.VerifiableAddresses[0].Value != "lists@example.com" {
+					t.Errorf("%s: session %s shows identity %+v, want %s with its address", c.name, sess.ID, sess.Identity, id)
+				}
+			}
+			// At most one: the caller's own session may come from the
+			// session cache in one request and not the other.
+			if with-without > 1 {
+				t.Errorf("%s: the identity of 4 sessions cost %d more queries, want at most 1", c.name, with-without)
+			}
+		}
+	})
+}

@@ -129,7 +129,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	defer a.Close()
 	if getenv("GOMAXPROCS") == "" {
 		// One more P per password hash slot: a login flood then cannot take
-		// the Ps every other request needs (internal/password, runBehind).
+		// the Ps every other request needs (Hasher.SpareProcs).
 		a.hasher.SpareProcs()
 	}
 

@@ -186,17 +186,10 @@ func utcPtr(t *time.Time) *time.Time {
 // fails the whole write with IDENTIFIER_TAKEN errors naming each taken field.
 func (db *DB) CreateIdentity(ctx context.Context, w *IdentityWrite) (*model.Identity, error) {
 	var rows []*newIdentityRows
-	var err error
-	if db.kind == Postgres {
-		// insertBulk writes it in one statement, atomic without a
-		// transaction around it (which would cost two more round trips).
-		rows, err = insertBulk(ctx, db.bun, []*IdentityWrite{w})
-	} else {
-		err = db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			rows, err = insertBulk(ctx, tx, []*IdentityWrite{w})
-			return err
-		})
-	}
+	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) (err error) {
+		rows, err = insertBulk(ctx, tx, []*IdentityWrite{w})
+		return err
+	})
 	if err != nil {
 		return nil, db.explainWriteError(ctx, err, w)
 	}

@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -122,6 +123,48 @@ func TestImportBatchWithDuplicates(t *testing.T) {
 		list, _, err := store.ListIdentities(context.Background(), db.IdentityFilter{}, uuid.Nil, 10, 0)
 		if err != nil || len(list) != 3 {
 			t.Fatalf("stored %d identities, %v; want 3", len(list), err)
+		}
+	})
+}
+
+// TestTakenIdentifierLogsNoHash: PostgreSQL logs the text of a failed
+// statement, so creating an identity whose email is taken (the commonest
+// failure, and one any visitor can cause at registration) must fail in a
+// statement that does not carry the password hash; the import's per-item
+// fallback takes the same path. The hash must still be stored when nothing
+// collides.
+func TestTakenIdentifierLogsNoHash(t *testing.T) {
+	dbtest.EachDB(t, func(t *testing.T, store *db.DB) {
+		const marker = "$argon2id$v=19$m=65536,t=2,p=1$c2VjcmV0LW1hcmtlcg$bm8tb25lLXNob3VsZC1zZWUtdGhpcy1rZXk"
+		stop := store.RecordFailedQueries()
+		first := write("taken@example.com")
+		first.Password = &db.PasswordSecret{Hash: marker}
+		if _, err := store.CreateIdentity(context.Background(), first); err != nil {
+			t.Fatal(err)
+		}
+		second := write("taken@example.com")
+		second.Password = &db.PasswordSecret{Hash: marker}
+		_, err := store.CreateIdentity(context.Background(), second)
+		if model.ErrorCodeOf(err) != model.CodeIdentifierTaken {
+			t.Fatalf("second create: %v, want IDENTIFIER_TAKEN", err)
+		}
+		third := write("taken@example.com")
+		third.Password = &db.PasswordSecret{Hash: marker}
+		res, err := store.CreateIdentities(context.Background(), []*db.IdentityWrite{third, write("free@example.com")})
+		if err != nil || model.ErrorCodeOf(res[0].Err) != model.CodeIdentifierTaken || res[1].Err != nil {
+			t.Fatalf("import: %v, %+v", err, res)
+		}
+		failed := stop()
+		if len(failed) == 0 {
+			t.Fatal("no failed statement recorded: the check would pass for nothing")
+		}
+		for _, q := range failed {
+			if strings.Contains(q, marker) {
+				t.Errorf("a failed statement carries the password hash:\n%.400s", q)
+			}
+		}
+		if c, err := store.PasswordCredentialOf(context.Background(), first.Identity.ID); err != nil || c.Hash != marker {
+			t.Errorf("stored credential = %+v, %v; want the hash written", c, err)
 		}
 	})
 }

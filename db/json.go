@@ -10,7 +10,7 @@ import (
 // through map[string]any, so no number is ever rounded. nil is SQL NULL.
 type rawJSON []byte
 
-// Value writes the document as text; PostgreSQL casts it to JSONB.
+// Value writes the document as text; PostgreSQL keeps it as JSON, unchanged.
 func (j rawJSON) Value() (driver.Value, error) {
 	if j == nil {
 		return nil, nil

@@ -67,3 +67,51 @@ func (db *DB) counted() {
 		}
 	}
 }
+
+// failedQueries is a bun.QueryHook that keeps the text of every query that
+// fails while it is on.
+type failedQueries struct {
+	mu    sync.Mutex
+	on    bool
+	texts []string
+}
+
+func (f *failedQueries) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context {
+	return ctx
+}
+
+func (f *failedQueries) AfterQuery(_ context.Context, e *bun.QueryEvent) {
+	if e.Err == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.on {
+		f.texts = append(f.texts, e.Query)
+	}
+}
+
+var failureRecorders sync.Map // *DB → *failedQueries
+
+// RecordFailedQueries starts keeping the SQL text of every query db runs
+// that fails, as the database receives it (bun writes values inline), and
+// returns stop, which ends the recording and returns the texts. PostgreSQL
+// logs the text of a failed statement, so tests use it to check that no
+// failure a user can cause carries a secret. Like CountQueries, the first
+// call installs the hook: call it before the database is in use.
+func (db *DB) RecordFailedQueries() (stop func() []string) {
+	v, loaded := failureRecorders.LoadOrStore(db, &failedQueries{})
+	f := v.(*failedQueries)
+	if !loaded {
+		db.bun.AddQueryHook(f)
+	}
+	f.mu.Lock()
+	f.on, f.texts = true, nil
+	f.mu.Unlock()
+	return func() []string {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.on = false
+		return f.texts
+	}
+}

@@ -309,8 +309,9 @@ func relationColumns(pg bool, rels model.Relations) []string {
 	return cols
 }
 
-// identityRelRow is an identity row with its relations as JSON arrays (NULL
-// or absent when empty or not asked for).
+// identityRelRow is an identity row with its relations as JSON arrays:
+// absent when not asked for; when empty, SQL NULL from PostgreSQL (json_agg of
+// no rows) and [] from SQLite.
 type identityRelRow struct {
 	identityRow `bun:",extend"`
 

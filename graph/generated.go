@@ -8379,7 +8379,7 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 
 func (ec *executionContext) unmarshalNJSON2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐJSON(ctx context.Context, v any) (model.JSON, error) {
 	var res model.JSON
-	err := res.UnmarshalGQL(v)
+	err := res.UnmarshalGQLContext(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -8390,7 +8390,7 @@ func (ec *executionContext) marshalNJSON2githubᚗcomᚋidentitydᚋidentitydᚋ
 		}
 		return graphql.Null
 	}
-	return v
+	return graphql.WrapContextMarshaler(ctx, v)
 }
 
 func (ec *executionContext) unmarshalNJSONPatchOperation2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐJSONPatchOperationᚄ(ctx context.Context, v any) ([]*model.JSONPatchOperation, error) {
@@ -8925,7 +8925,7 @@ func (ec *executionContext) unmarshalOJSON2githubᚗcomᚋidentitydᚋidentityd�
 		return nil, nil
 	}
 	var res model.JSON
-	err := res.UnmarshalGQL(v)
+	err := res.UnmarshalGQLContext(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -8933,7 +8933,7 @@ func (ec *executionContext) marshalOJSON2githubᚗcomᚋidentitydᚋidentitydᚋ
 	if v == nil {
 		return graphql.Null
 	}
-	return v
+	return graphql.WrapContextMarshaler(ctx, v)
 }
 
 func (ec *executionContext) unmarshalOOIDCCredentialInput2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐOIDCCredentialInput(ctx context.Context, v any) (*model.OIDCCredentialInput, error) {

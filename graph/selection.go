@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/google/uuid"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/identityd/identityd/model"
@@ -69,4 +70,38 @@ func (w *relationWalker) walk(set ast.SelectionSet) {
 			}
 		}
 	}
+}
+
+// shareIdentity gives every session of ss (all of them identityID's) the
+// identity, read once with the relations the query selects, when the query
+// asks for it: the Session.identity resolver would otherwise read the same
+// identity again for each session. An identity that cannot be read now (gone
+// since the sessions were listed) is left to that resolver, which reports it
+// where it belongs.
+func (r *queryResolver) shareIdentity(ctx context.Context, ss []*model.Session, identityID uuid.UUID, err error) ([]*model.Session, error) {
+	if err != nil || len(ss) == 0 || !selectsField(ctx, "Session", "identity") {
+		return ss, err
+	}
+	ident, err := r.IdentityService.GetWith(ctx, identityID, selectedRelations(ctx))
+	if err != nil {
+		return ss, nil
+	}
+	for _, s := range ss {
+		s.Identity = ident
+	}
+	return ss, nil
+}
+
+// selectsField tells whether the current field's selection, through any
+// fragment, asks for field of objects of type typ.
+func selectsField(ctx context.Context, typ, field string) bool {
+	if !graphql.HasOperationContext(ctx) || graphql.GetFieldContext(ctx) == nil {
+		return true
+	}
+	for _, f := range graphql.CollectFieldsCtx(ctx, []string{typ}) {
+		if f.Name == field {
+			return true
+		}
+	}
+	return false
 }

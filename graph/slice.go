@@ -9,12 +9,13 @@ import (
 // marshalSlice marshals a list of objects in order on the calling
 // goroutine. gqlgen's generated code calls graphql.MarshalSliceConcurrently,
 // which starts a goroutine per element; go generate rewrites those calls to
-// this one (see resolver.go). Our lists never need the concurrency: every
-// relation a list shows is loaded with it (selectedRelations), so marshalling
-// an element touches no database, and a goroutine per element only added the
-// cost of starting it and growing its stack (a third of a 250-identity
-// page's marshalling, measured). Panics are recovered per element as
-// gqlgen's version does, nulling the list.
+// this one (see resolver.go). Our lists do not need the concurrency: the
+// relations a list of identities shows are loaded with it
+// (selectedRelations), and a list of sessions shares its one identity
+// (shareIdentity), so marshalling an element reads nothing; a goroutine per
+// element only added the cost of starting it and growing its stack (a third
+// of a 250-identity page's marshalling, measured). Panics are recovered per
+// element as gqlgen's version does, nulling the list.
 func marshalSlice(ctx context.Context, length int, _ int64, omitPanicHandler bool, marshalElement func(ctx context.Context, i int) graphql.Marshaler) graphql.Array {
 	ret := make(graphql.Array, length)
 	failed := false

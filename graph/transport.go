@@ -18,14 +18,16 @@ const (
 	contentTypeGraphQLResponse = "application/graphql-response+json"
 )
 
-// postTransport is gqlgen's POST transport (transport.POST, whose behaviour
-// it keeps: the same requests, content negotiation and status codes) with
-// one change: the answer's data is written as the executor produced it.
-// gqlgen's own writer runs the whole answer through json.Marshal, and
-// encoding/json validates and compacts a json.RawMessage byte by byte: a
-// tenth of the server's cost of a 250-identity page, for data that is
-// compact and valid by construction (every scalar writes valid JSON; the JSON
-// scalar checks stored documents as it writes them, model.JSON.MarshalGQL).
+// postTransport is gqlgen's POST transport (transport.POST: the same
+// requests, content negotiation and status codes) with two changes. The
+// answer's data is written as the executor produced it: gqlgen's own writer
+// runs the whole answer through json.Marshal, and encoding/json validates
+// and compacts a json.RawMessage byte by byte, a tenth of the server's cost
+// of a 250-identity page, for data that is valid JSON by construction (every
+// scalar writes valid JSON; the JSON scalar checks stored documents as it
+// writes them, model.JSON). It is not HTML-escaped (<, > and & stay as they
+// are), which JSON does not ask for. And a body that does not decode is not
+// echoed back in the error: it may hold a password.
 type postTransport struct{}
 
 var _ graphql.Transport = postTransport{}
@@ -111,6 +113,12 @@ func statusFor(contentType string, errs gqlerror.List) int {
 // writeResponse writes resp as encoding/json would write a graphql.Response
 // (the same keys in the same order), except that data goes out as it is.
 func writeResponse(w io.Writer, resp *graphql.Response) {
+	if resp == nil {
+		// The executor has no answer when the request's context ended
+		// first (the client went away): gqlgen writes null then too.
+		_, _ = io.WriteString(w, "null")
+		return
+	}
 	var b bytes.Buffer
 	b.Grow(len(resp.Data) + 64)
 	b.WriteByte('{')
@@ -146,12 +154,12 @@ func writeResponse(w io.Writer, resp *graphql.Response) {
 }
 
 // writeJSON appends v's JSON. The values written this way (errors, paths,
-// extensions) are ours or gqlgen's and always marshal; should one ever fail,
-// null keeps the answer valid JSON.
+// extensions) are ours or gqlgen's and always marshal; should one ever
+// fail, an error list stands in, which is valid wherever v stood.
 func writeJSON(b *bytes.Buffer, v any) {
 	out, err := json.Marshal(v)
 	if err != nil {
-		out = []byte("null")
+		out = []byte(`[{"message":"internal error: the answer could not be written","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]`)
 	}
 	b.Write(out)
 }

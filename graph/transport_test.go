@@ -2,6 +2,7 @@ package graph
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"testing"
@@ -24,6 +25,7 @@ func TestWriteResponseMatchesEncodingJSON(t *testing.T) {
 		"errors and data": {Data: json.RawMessage(`{"identity":null}`), Errors: gqlerror.List{{Message: "this field is for admins only", Path: ast.Path{ast.PathName("identity"), ast.PathIndex(0)}, Extensions: map[string]any{"code": "FORBIDDEN"}}}},
 		"errors only":     {Errors: gqlerror.List{{Message: `a "quoted" <message>`}}},
 		"everything":      {Data: json.RawMessage(`[]`), Label: "l", Path: ast.Path{ast.PathName("a")}, HasNext: &yes, Extensions: map[string]any{"requestId": "r"}},
+		"nil":             nil,
 	} {
 		want, err := json.Marshal(resp)
 		if err != nil {
@@ -69,13 +71,14 @@ func TestResponseContentType(t *testing.T) {
 }
 
 // TestJSONScalarWritesValidJSON: a stored document that is not JSON (a hand
-// edit of a SQLite column) is written as null, so the answer stays JSON.
+// edit of a SQLite column) is refused with an error rather than written, so
+// the answer stays JSON and the fault is reported.
 func TestJSONScalarWritesValidJSON(t *testing.T) {
-	for in, want := range map[string]string{`{"a": 1}`: `{"a": 1}`, `{"a":`: `null`, ``: `null`, `nul`: `null`} {
+	for in, want := range map[string]string{`{"a": 1}`: `{"a": 1}`, `{"a":`: ``, ``: `null`, `nul`: ``} {
 		var b bytes.Buffer
-		model.JSON(in).MarshalGQL(&b)
-		if b.String() != want {
-			t.Errorf("JSON(%q) wrote %s, want %s", in, b.String(), want)
+		err := model.JSON(in).MarshalGQLContext(context.Background(), &b)
+		if b.String() != want || (err != nil) != (want == "") {
+			t.Errorf("JSON(%q) wrote %q, %v; want %q", in, b.String(), err, want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package model
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,19 +13,27 @@ import (
 // hop unchanged (9007199254740993 stays 9007199254740993). A nil JSON is null.
 type JSON json.RawMessage
 
-// MarshalGQL writes the document as is; null when empty, or when it is not
-// valid JSON. Documents come from the database, which holds what this
-// service wrote, but a SQLite text column takes anything a hand edit puts
-// there; the transport writes answers as they are built (graph.postTransport),
-// so this check, over the document's own bytes, is what keeps every answer
-// valid JSON.
-func (j JSON) MarshalGQL(w io.Writer) {
-	if len(j) == 0 || !json.Valid(j) {
+// MarshalGQLContext writes the document as is; null when empty. A stored
+// document that is not valid JSON (the database holds what this service
+// wrote, but a SQLite text column takes whatever a hand edit puts there) is
+// refused with an error, which the error presenter logs and shows as an
+// internal one, and the value is null: the transport writes answers as they
+// are built (graph.postTransport), so this check, over the document's own
+// bytes, is what keeps every answer valid JSON.
+func (j JSON) MarshalGQLContext(_ context.Context, w io.Writer) error {
+	if len(j) == 0 {
 		_, _ = io.WriteString(w, "null")
-		return
+		return nil
 	}
-	_, _ = w.Write(j)
+	if !json.Valid(j) {
+		return fmt.Errorf("a stored JSON document of %d bytes is not valid JSON", len(j))
+	}
+	_, err := w.Write(j)
+	return err
 }
+
+// UnmarshalGQLContext is UnmarshalGQL.
+func (j *JSON) UnmarshalGQLContext(_ context.Context, v any) error { return j.UnmarshalGQL(v) }
 
 // UnmarshalGQL accepts what gqlgen decoded from variables (json.Number keeps
 // numbers exact) or from inline literals (int64, float64: the GraphQL layer

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sync"
 	"sync/atomic"
 )
 
@@ -28,8 +29,6 @@ const reclaimEvery = 64 << 20
 // takes one of a fixed number of slots; callers beyond that wait, giving up
 // when their context ends, so that a burst of logins cannot exhaust memory:
 // with the default parameters each running argon2id hash holds 64 MiB.
-// Each computation runs behind the rest of the process (runBehind): a login
-// flood gets the CPU the other requests leave, not the other way round.
 // A Hasher is safe for concurrent use.
 type Hasher struct {
 	params Params
@@ -49,6 +48,8 @@ type Hasher struct {
 	dead atomic.Uint64
 	// collect runs a garbage collection: runtime.GC, or a counter in tests.
 	collect func()
+	// spareOnce makes SpareProcs act once.
+	spareOnce sync.Once
 }
 
 // NewHasher returns a Hasher that writes hashes with p and runs at most
@@ -148,9 +149,9 @@ func (h *Hasher) compute(ctx context.Context, mem uint64, fn func()) error {
 	}
 	defer func() { <-h.slots }()
 	if h.hook != nil {
-		runBehind(func() { h.hook(fn) })
+		h.hook(fn)
 	} else {
-		runBehind(fn)
+		fn()
 	}
 	// Collect while still holding the slot, so that the next computation in
 	// it finds this one's memory free: the heap then never holds more than
