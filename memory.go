@@ -25,8 +25,7 @@ const gcPercent = 400
 // tuneRuntime sets the Go runtime up for serving, leaving alone whatever the
 // operator set through the runtime's own variables: GOGC to gcPercent, and a
 // soft memory limit sized for the hashes in flight plus headroom for
-// everything else (GOMEMLIMIT). (GOMAXPROCS gets a spare P per hash slot
-// unless the operator set it: see cmdServe and Hasher.SpareProcs.)
+// everything else (GOMEMLIMIT).
 //
 // The Hasher already keeps the heap near that size by having its finished
 // hashes collected (argon2 allocates its whole memory cost on every call), so

@@ -127,11 +127,6 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	defer a.Close()
-	if getenv("GOMAXPROCS") == "" {
-		// One more P per password hash slot: a login flood then cannot take
-		// the Ps every other request needs (Hasher.SpareProcs).
-		a.hasher.SpareProcs()
-	}
 
 	ln, err := net.Listen("tcp", cfg.Serve.Address)
 	if err != nil {
@@ -174,7 +169,6 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 // app is the wired service: the one place that constructs things.
 type app struct {
 	store        *db.DB
-	hasher       *password.Hasher
 	handler      http.Handler
 	adminKeys    []string
 	generatedKey bool
@@ -259,7 +253,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		}
 		writeHealth(w, http.StatusOK, "ok")
 	})
-	return &app{store: store, hasher: hasher, handler: graph.WithRequestID(accessLog(log, mux)), adminKeys: keys, generatedKey: generated}, nil
+	return &app{store: store, handler: graph.WithRequestID(accessLog(log, mux)), adminKeys: keys, generatedKey: generated}, nil
 }
 
 // Close releases the database.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"sync"
 	"sync/atomic"
 )
 
@@ -48,8 +47,6 @@ type Hasher struct {
 	dead atomic.Uint64
 	// collect runs a garbage collection: runtime.GC, or a counter in tests.
 	collect func()
-	// spareOnce makes SpareProcs act once.
-	spareOnce sync.Once
 }
 
 // NewHasher returns a Hasher that writes hashes with p and runs at most
