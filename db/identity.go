@@ -312,14 +312,12 @@ type storedRelations struct {
 	recovery    []*recoveryAddressRow
 }
 
-// storedCredentialRow is a credential with its identifiers.
+// storedCredentialRow is a credential with its identifiers, its key and its
+// stored config (the secret, which only writes see).
 type storedCredentialRow struct {
-	id          uuid.UUID
-	typ         string
-	config      rawJSON
-	created     time.Time
-	updated     time.Time
-	identifiers []string
+	storedCredential
+	id     uuid.UUID
+	config rawJSON
 }
 
 // loadStored reads every relation of identity id, whole rows, in three
@@ -333,7 +331,10 @@ func loadStored(ctx context.Context, idb bun.IDB, id uuid.UUID) (*storedRelation
 	out := &storedRelations{}
 	for _, r := range rows {
 		if n := len(out.credentials); n == 0 || out.credentials[n-1].id != r.ID {
-			out.credentials = append(out.credentials, storedCredentialRow{id: r.ID, typ: r.Type, config: r.Config, created: r.CreatedAt, updated: r.UpdatedAt})
+			out.credentials = append(out.credentials, storedCredentialRow{
+				storedCredential: storedCredential{typ: r.Type, created: r.CreatedAt, updated: r.UpdatedAt},
+				id:               r.ID, config: r.Config,
+			})
 		}
 		if r.Identifier.Valid {
 			c := &out.credentials[len(out.credentials)-1]
@@ -353,7 +354,7 @@ func loadStored(ctx context.Context, idb bun.IDB, id uuid.UUID) (*storedRelation
 func (s *storedRelations) fill(ident *model.Identity) {
 	cs := make([]storedCredential, len(s.credentials))
 	for i, c := range s.credentials {
-		cs[i] = storedCredential{typ: c.typ, created: c.created, updated: c.updated, identifiers: c.identifiers}
+		cs[i] = c.storedCredential
 	}
 	ident.Credentials = credentialModels(cs)
 	ident.VerifiableAddresses = make([]*model.VerifiableAddress, len(s.verifiable))
@@ -397,7 +398,8 @@ func updateRelations(ctx context.Context, idb bun.IDB, w *IdentityWrite, cur *st
 		cfg := configs[typ]
 		if c, ok := existing[typ]; ok {
 			credIDs[typ] = c.id
-			kept := storedCredentialRow{id: c.id, typ: typ, config: c.config, created: c.created, updated: c.updated, identifiers: identifiers[typ]}
+			kept := *c
+			kept.identifiers = identifiers[typ]
 			if cfg != nil {
 				if _, err := idb.NewUpdate().Model((*credentialRow)(nil)).
 					Set("config = ?", cfg).Set("updated_at = ?", now).
@@ -417,7 +419,10 @@ func updateRelations(ctx context.Context, idb bun.IDB, w *IdentityWrite, cur *st
 			return nil, err
 		}
 		credIDs[typ] = row.ID
-		out.credentials = append(out.credentials, storedCredentialRow{id: row.ID, typ: typ, config: cfg, created: now, updated: now, identifiers: identifiers[typ]})
+		out.credentials = append(out.credentials, storedCredentialRow{
+			storedCredential: storedCredential{typ: typ, created: now, updated: now, identifiers: identifiers[typ]},
+			id:               row.ID, config: cfg,
+		})
 	}
 	// A credential left with neither identifiers nor a secret is dropped;
 	// one that keeps a secret stays, without identifiers.
