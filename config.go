@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -31,6 +32,94 @@ type Config struct {
 	Session  SessionConfig  `yaml:"session"`
 	Hashers  HashersConfig  `yaml:"hashers"`
 	Log      LogConfig      `yaml:"log"`
+	GraphQL  GraphQLConfig  `yaml:"graphql"`
+	// Selfservice is Kratos's key for the self-service flows.
+	Selfservice SelfserviceConfig `yaml:"selfservice"`
+}
+
+// GraphQLConfig is the GraphQL endpoint.
+type GraphQLConfig struct {
+	Limits GraphQLLimits `yaml:"limits"`
+}
+
+// GraphQLLimits bound the work one request can ask for, checked before the
+// work is done: the body and the token count before parsing, the rest on the
+// parsed document before it is validated or run. Admin callers (a valid admin
+// key) get the admin_ limits, which an import of many identities needs.
+type GraphQLLimits struct {
+	// MaxBodyBytes caps a request body from anyone but an admin.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// AdminMaxBodyBytes caps an admin's request body: an import of 1,000
+	// identities in a variable fits.
+	AdminMaxBodyBytes int64 `yaml:"admin_max_body_bytes"`
+	// MaxTokens caps the lexer tokens of a query document.
+	MaxTokens int `yaml:"max_tokens"`
+	// AdminMaxTokens is MaxTokens for admins.
+	AdminMaxTokens int `yaml:"admin_max_tokens"`
+	// MaxDepth caps how deeply fields nest.
+	MaxDepth int `yaml:"max_depth"`
+	// MaxComplexity caps gqlgen's complexity (list sizes times fields).
+	MaxComplexity int `yaml:"max_complexity"`
+	// MaxFields caps the fields of the operation with every fragment
+	// expanded.
+	MaxFields int `yaml:"max_fields"`
+	// MaxAliases caps aliased fields; AdminMaxAliases is that for admins.
+	MaxAliases      int `yaml:"max_aliases"`
+	AdminMaxAliases int `yaml:"admin_max_aliases"`
+	// MaxRootFields caps the top-level fields of one operation.
+	MaxRootFields int `yaml:"max_root_fields"`
+	// MaxDirectives caps the directives at any one location.
+	MaxDirectives int `yaml:"max_directives"`
+	// MaxVariables caps the variables an operation declares.
+	MaxVariables int `yaml:"max_variables"`
+	// CPUBudget is how long the checks on one document may run before it
+	// is refused.
+	CPUBudget Duration `yaml:"cpu_budget"`
+}
+
+// SelfserviceConfig is the self-service flows, under Kratos's key names.
+type SelfserviceConfig struct {
+	Flows FlowsConfig `yaml:"flows"`
+}
+
+// FlowsConfig is the settings of each flow.
+type FlowsConfig struct {
+	Login    LoginFlowConfig    `yaml:"login"`
+	Settings SettingsFlowConfig `yaml:"settings"`
+}
+
+// LoginFlowConfig is the login flow.
+type LoginFlowConfig struct {
+	Throttle ThrottleConfig `yaml:"throttle"`
+}
+
+// ThrottleConfig limits failed password checks (login, changeMyPassword).
+// Failures are counted per client address (IPv6 grouped by /64), per
+// identifier from one address, and per identifier from anywhere. Past its
+// free failures a key waits 1s, doubling with each further failure, up to
+// its cap. The identifier's own cap is short, so that nobody can keep the
+// owner out for long, whoever fails against it.
+type ThrottleConfig struct {
+	// FreePerAddress is the failures one address gets before waiting:
+	// many people may share an address.
+	FreePerAddress int `yaml:"free_per_address"`
+	// FreePerIdentifier is the failures against one identifier, from one
+	// address and from anywhere, before waiting.
+	FreePerIdentifier int `yaml:"free_per_identifier"`
+	// MaxDelay caps the wait of an address, and of an identifier from one
+	// address.
+	MaxDelay Duration `yaml:"max_delay"`
+	// IdentifierMaxDelay caps the wait of an identifier from anywhere.
+	IdentifierMaxDelay Duration `yaml:"identifier_max_delay"`
+	// Window is how long a failure is remembered.
+	Window Duration `yaml:"window"`
+}
+
+// SettingsFlowConfig is the settings flow (the owner's own changes).
+type SettingsFlowConfig struct {
+	// PrivilegedSessionMaxAge is how long after signing in a session may
+	// change the password, a login identifier or an address.
+	PrivilegedSessionMaxAge Duration `yaml:"privileged_session_max_age"`
 }
 
 // HashersConfig is how new passwords are hashed (argon2id) and how many
@@ -53,13 +142,30 @@ type ServeConfig struct {
 	Address string `yaml:"address"`
 	// Introspection lets clients (and the playground) read the schema.
 	Introspection bool `yaml:"introspection"`
-	// MaxBodyBytes caps a request body; an import of 1,000 identities fits.
-	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// MaxDepth and MaxComplexity bound the work one query can ask for.
-	MaxDepth      int `yaml:"max_depth"`
-	MaxComplexity int `yaml:"max_complexity"`
+	// AdminAddress, when set, is a second listener for admin traffic:
+	// admin keys are accepted there only, as Kratos's admin port.
+	AdminAddress string `yaml:"admin_address"`
+	// TrustedProxies are the CIDRs of proxies whose X-Forwarded-For and
+	// Forwarded headers name the client; from anyone else they are ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// CORS is which browser origins may call the API.
+	CORS CORSConfig `yaml:"cors"`
 	// ShutdownTimeout is how long in-flight requests may finish on SIGTERM.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// CORSConfig is Cross-Origin Resource Sharing for browser apps on other
+// origins, under Kratos's key names. Credentials (the session cookie) are
+// allowed for the listed origins only; "*" is never answered with them.
+type CORSConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// AllowedOrigins are origins such as https://app.example.com; one "*"
+	// in the host matches subdomains (https://*.example.com).
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	AllowedHeaders []string `yaml:"allowed_headers"`
+	ExposedHeaders []string `yaml:"exposed_headers"`
+	// MaxAge is how long, in seconds, a browser may cache a preflight.
+	MaxAge int `yaml:"max_age"`
 }
 
 // IdentityConfig is the identity schemas.
@@ -126,11 +232,38 @@ func defaultConfig() Config {
 		Serve: ServeConfig{
 			Address:         "127.0.0.1:4455",
 			Introspection:   true,
-			MaxBodyBytes:    8 << 20,
-			MaxDepth:        12,
-			MaxComplexity:   5000,
 			ShutdownTimeout: Duration(15 * time.Second),
+			CORS: CORSConfig{
+				AllowedHeaders: []string{"Content-Type", "Authorization", "X-Session-Token", "X-CSRF-Token", "X-Request-Id"},
+				ExposedHeaders: []string{"X-Request-Id"},
+				MaxAge:         600,
+			},
 		},
+		GraphQL: GraphQLConfig{Limits: GraphQLLimits{
+			MaxBodyBytes:      64 << 10,
+			AdminMaxBodyBytes: 8 << 20,
+			MaxTokens:         5000,
+			AdminMaxTokens:    50000,
+			MaxDepth:          12,
+			MaxComplexity:     5000,
+			MaxFields:         1000,
+			MaxAliases:        15,
+			AdminMaxAliases:   100,
+			MaxRootFields:     20,
+			MaxDirectives:     5,
+			MaxVariables:      50,
+			CPUBudget:         Duration(100 * time.Millisecond),
+		}},
+		Selfservice: SelfserviceConfig{Flows: FlowsConfig{
+			Login: LoginFlowConfig{Throttle: ThrottleConfig{
+				FreePerAddress:     20,
+				FreePerIdentifier:  5,
+				MaxDelay:           Duration(15 * time.Minute),
+				IdentifierMaxDelay: Duration(time.Minute),
+				Window:             Duration(time.Hour),
+			}},
+			Settings: SettingsFlowConfig{PrivilegedSessionMaxAge: Duration(15 * time.Minute)},
+		}},
 		Identity: IdentityConfig{
 			DefaultSchemaID: "default",
 			Schemas:         []schemas.Source{{ID: "default", URL: "preset://email"}},
@@ -259,17 +392,17 @@ func (c Config) validate() error {
 	if _, err := db.ParseDSN(c.DSN); err != nil {
 		return fmt.Errorf("config: dsn: %w", err)
 	}
-	if _, _, err := net.SplitHostPort(c.Serve.Address); err != nil {
-		return fmt.Errorf("config: serve.address: %q is not host:port: %w", c.Serve.Address, err)
+	if err := checkAddress(c.Serve.Address); err != nil {
+		return fmt.Errorf("config: serve.address: %w", err)
 	}
-	if c.Serve.MaxBodyBytes < 1024 {
-		return fmt.Errorf("config: serve.max_body_bytes: %d is too small (at least 1024)", c.Serve.MaxBodyBytes)
+	if err := c.Serve.validate(); err != nil {
+		return err
 	}
-	if c.Serve.MaxDepth < 1 {
-		return fmt.Errorf("config: serve.max_depth: must be at least 1")
+	if err := c.GraphQL.Limits.validate(); err != nil {
+		return err
 	}
-	if c.Serve.MaxComplexity < 1 {
-		return fmt.Errorf("config: serve.max_complexity: must be at least 1")
+	if err := c.Selfservice.validate(); err != nil {
+		return err
 	}
 	if c.Session.Lifespan <= 0 {
 		return fmt.Errorf("config: session.lifespan: must be positive")
@@ -284,10 +417,8 @@ func (c Config) validate() error {
 	if ck.SameSite != "lax" && ck.SameSite != "strict" {
 		return fmt.Errorf("config: session.cookie.same_site: %q is not lax or strict", ck.SameSite)
 	}
-	for i, o := range ck.AllowedOrigins {
-		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
-			return fmt.Errorf("config: session.cookie.allowed_origins[%d]: %q is not an origin like https://app.example.com", i, o)
-		}
+	if err := checkOrigins("session.cookie.allowed_origins", ck.AllowedOrigins); err != nil {
+		return err
 	}
 	if len(c.Identity.Schemas) == 0 {
 		return fmt.Errorf("config: identity.schemas: at least one schema is needed")
@@ -322,6 +453,117 @@ func (c Config) validate() error {
 	case "text", "json":
 	default:
 		return fmt.Errorf("config: log.format: %q is not text or json", c.Log.Format)
+	}
+	return nil
+}
+
+// checkOrigins refuses anything but origins like https://app.example.com,
+// with at most one "*" standing for subdomains (https://*.example.com).
+// A lone "*" is refused: browsers refuse it with credentials, and the
+// session cookie is a credential.
+func checkOrigins(key string, origins []string) error {
+	for i, o := range origins {
+		u, err := url.Parse(strings.Replace(o, "*", "wildcard", 1))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil ||
+			strings.Count(o, "*") > 1 || (strings.Contains(o, "*") && !strings.Contains(o, "://*.")) {
+			return fmt.Errorf("config: %s[%d]: %q is not an origin like https://app.example.com or https://*.example.com", key, i, o)
+		}
+	}
+	return nil
+}
+
+func (s ServeConfig) validate() error {
+	if s.AdminAddress != "" {
+		if err := checkAddress(s.AdminAddress); err != nil {
+			return fmt.Errorf("config: serve.admin_address: %w", err)
+		}
+		if s.AdminAddress == s.Address {
+			return fmt.Errorf("config: serve.admin_address: %q is serve.address too; give the admin listener an address of its own", s.AdminAddress)
+		}
+	}
+	for i, c := range s.TrustedProxies {
+		if _, err := parseCIDROrIP(c); err != nil {
+			return fmt.Errorf("config: serve.trusted_proxies[%d]: %q is not a CIDR (10.0.0.0/8) or an IP address", i, c)
+		}
+	}
+	if err := checkOrigins("serve.cors.allowed_origins", s.CORS.AllowedOrigins); err != nil {
+		return err
+	}
+	if s.CORS.MaxAge < 0 {
+		return fmt.Errorf("config: serve.cors.max_age: must not be negative")
+	}
+	return nil
+}
+
+// checkAddress checks a host:port listen address, port included, before
+// anything is opened.
+func checkAddress(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil && port != "" {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	return nil
+}
+
+// parseCIDROrIP reads a CIDR, or a single address as its /32 or /128.
+func parseCIDROrIP(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+func (l GraphQLLimits) validate() error {
+	for _, f := range []struct {
+		key string
+		v   int64
+		min int64
+	}{
+		{"max_body_bytes", l.MaxBodyBytes, 1024},
+		{"admin_max_body_bytes", l.AdminMaxBodyBytes, 1024},
+		{"max_tokens", int64(l.MaxTokens), 100},
+		{"admin_max_tokens", int64(l.AdminMaxTokens), 100},
+		{"max_depth", int64(l.MaxDepth), 1},
+		{"max_complexity", int64(l.MaxComplexity), 1},
+		{"max_fields", int64(l.MaxFields), 1},
+		{"max_aliases", int64(l.MaxAliases), 0},
+		{"admin_max_aliases", int64(l.AdminMaxAliases), 0},
+		{"max_root_fields", int64(l.MaxRootFields), 1},
+		{"max_directives", int64(l.MaxDirectives), 0},
+		{"max_variables", int64(l.MaxVariables), 0},
+	} {
+		if f.v < f.min {
+			return fmt.Errorf("config: graphql.limits.%s: %d is too small (at least %d)", f.key, f.v, f.min)
+		}
+	}
+	if l.CPUBudget <= 0 {
+		return fmt.Errorf("config: graphql.limits.cpu_budget: must be positive")
+	}
+	return nil
+}
+
+func (s SelfserviceConfig) validate() error {
+	t := s.Flows.Login.Throttle
+	switch {
+	case t.FreePerAddress < 1:
+		return fmt.Errorf("config: selfservice.flows.login.throttle.free_per_address: must be at least 1")
+	case t.FreePerIdentifier < 1:
+		return fmt.Errorf("config: selfservice.flows.login.throttle.free_per_identifier: must be at least 1")
+	case t.MaxDelay < Duration(time.Second):
+		return fmt.Errorf("config: selfservice.flows.login.throttle.max_delay: must be at least 1s")
+	case t.IdentifierMaxDelay < Duration(time.Second):
+		return fmt.Errorf("config: selfservice.flows.login.throttle.identifier_max_delay: must be at least 1s")
+	case t.Window <= 0:
+		return fmt.Errorf("config: selfservice.flows.login.throttle.window: must be positive")
+	case s.Flows.Settings.PrivilegedSessionMaxAge <= 0:
+		return fmt.Errorf("config: selfservice.flows.settings.privileged_session_max_age: must be positive")
 	}
 	return nil
 }

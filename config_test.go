@@ -65,8 +65,8 @@ session:
 		{"JSON schemas", map[string]string{"IDENTITY_SCHEMAS": `[{"id":"customer","url":"preset://username"}]`}, func(c Config) bool {
 			return c.Identity.Schemas[0].URL == "preset://username"
 		}},
-		{"nested numbers", map[string]string{"HASHERS_ARGON2_MEMORY_KIB": "16384", "SERVE_MAX_DEPTH": "5", "SERVE_INTROSPECTION": "false"}, func(c Config) bool {
-			return c.Hashers.Argon2.MemoryKiB == 16384 && c.Serve.MaxDepth == 5 && !c.Serve.Introspection
+		{"nested numbers", map[string]string{"HASHERS_ARGON2_MEMORY_KIB": "16384", "GRAPHQL_LIMITS_MAX_DEPTH": "5", "SERVE_INTROSPECTION": "false"}, func(c Config) bool {
+			return c.Hashers.Argon2.MemoryKiB == 16384 && c.GraphQL.Limits.MaxDepth == 5 && !c.Serve.Introspection
 		}},
 	}
 	for _, tc := range tests {
@@ -90,7 +90,12 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		want string
 	}{
 		{"", map[string]string{"SESSION_LIFESPAN": "soon"}, "session.lifespan"},
-		{"", map[string]string{"SERVE_MAX_DEPTH": "deep"}, "serve.max_depth"},
+		{"", map[string]string{"GRAPHQL_LIMITS_MAX_DEPTH": "deep"}, "graphql.limits.max_depth"},
+		{"", map[string]string{"SERVE_ADDRESS": ":99999"}, "serve.address"},
+		{"", map[string]string{"SERVE_TRUSTED_PROXIES": "10.0.0.0/33"}, "serve.trusted_proxies[0]"},
+		{"", map[string]string{"SERVE_CORS_ALLOWED_ORIGINS": "*"}, "serve.cors.allowed_origins[0]"},
+		{"", map[string]string{"SERVE_ADMIN_ADDRESS": "127.0.0.1:4455"}, "serve.admin_address"},
+		{"", map[string]string{"SELFSERVICE_FLOWS_SETTINGS_PRIVILEGED_SESSION_MAX_AGE": "0s"}, "privileged_session_max_age"},
 		{"", map[string]string{"SERVE_INTROSPECTION": "maybe"}, "serve.introspection"},
 		{"", map[string]string{"IDENTITY_SCHEMAS": `{"id":1}`}, "identity.schemas"},
 		{"", map[string]string{"DSN": "mysql://x"}, "dsn"},

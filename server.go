@@ -18,9 +18,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -128,48 +130,76 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	}
 	defer a.Close()
 
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Serve.Address)
 	if err != nil {
 		return fmt.Errorf("serve.address: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           a.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	servers := []*http.Server{newServer(a.handler)}
+	listeners := []net.Listener{ln}
+	if a.adminHandler != nil {
+		aln, err := net.Listen("tcp", cfg.Serve.AdminAddress)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("serve.admin_address: %w", err)
+		}
+		servers = append(servers, newServer(a.adminHandler))
+		listeners = append(listeners, aln)
 	}
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "identityd %s listening on %s (database: %s)\n", version, base, db.RedactDSN(cfg.DSN))
 	fmt.Fprintf(stdout, "  GraphQL playground: %s/\n  GraphQL endpoint:   %s/graphql\n", base, base)
+	adminWhere := ""
+	if len(listeners) > 1 {
+		adminWhere = " on the admin listener http://" + listeners[1].Addr().String() + "/graphql only"
+	}
 	if a.generatedKey {
-		fmt.Fprintf(stdout, "  Act as admin: add this header in the playground's Headers tab (key kept in %s):\n    {\"Authorization\": \"Bearer %s\"}\n",
-			filepath.Join(dataDir(cfg.DSN), adminKeyFile), a.adminKeys[0])
+		fmt.Fprintf(stdout, "  Act as admin%s: add this header in the playground's Headers tab (key kept in %s):\n    {\"Authorization\": \"Bearer %s\"}\n",
+			adminWhere, filepath.Join(dataDir(cfg.DSN), adminKeyFile), a.adminKeys[0])
 	} else {
-		fmt.Fprintf(stdout, "  Act as admin: send \"Authorization: Bearer <one of admin.api_keys>\"\n")
+		fmt.Fprintf(stdout, "  Act as admin%s: send \"Authorization: Bearer <one of admin.api_keys>\"\n", adminWhere)
 	}
 
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(listeners[i]) }()
+	}
 	select {
 	case err := <-errc:
+		for _, srv := range servers {
+			_ = srv.Close()
+		}
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Serve.ShutdownTimeout))
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	var errs []error
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("shutdown: %w", err))
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // app is the wired service: the one place that constructs things.
 type app struct {
-	store        *db.DB
-	handler      http.Handler
+	store   *db.DB
+	handler http.Handler
+	// adminHandler serves serve.admin_address, the only listener that
+	// accepts admin keys when it is set; nil otherwise.
+	adminHandler http.Handler
 	adminKeys    []string
 	generatedKey bool
 }
@@ -208,42 +238,67 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 
 	hasher := password.NewHasher(cfg.Hashers.argon2Params(), cfg.Hashers.MaxConcurrent)
 	identities := identity.New(store, registry, hasher, password.DefaultPolicy(), time.Now)
+	t := cfg.Selfservice.Flows.Login.Throttle
 	sessions := session.New(store, identities, session.Config{
-		Lifespan: time.Duration(cfg.Session.Lifespan),
-		Throttle: session.DefaultThrottle(),
+		Lifespan:      time.Duration(cfg.Session.Lifespan),
+		PrivilegedFor: time.Duration(cfg.Selfservice.Flows.Settings.PrivilegedSessionMaxAge),
+		Throttle: session.ThrottleConfig{
+			FreePerIdentifier: t.FreePerIdentifier,
+			FreePerAddress:    t.FreePerAddress,
+			Max:               time.Duration(t.MaxDelay),
+			IdentifierMax:     time.Duration(t.IdentifierMaxDelay),
+			Window:            time.Duration(t.Window),
+		},
 	}, time.Now, rand.Reader)
 	resolver := &graph.Resolver{Schemas: registry, IdentityService: identities, Sessions: sessions}
+	l := cfg.GraphQL.Limits
 	gql := graph.NewHandler(resolver, graph.HandlerConfig{
 		Introspection: cfg.Serve.Introspection,
-		MaxBodyBytes:  cfg.Serve.MaxBodyBytes,
-		MaxDepth:      cfg.Serve.MaxDepth,
-		MaxComplexity: cfg.Serve.MaxComplexity,
-		Logger:        log,
+		Limits: graph.Limits{
+			MaxBodyBytes: l.MaxBodyBytes, AdminMaxBodyBytes: l.AdminMaxBodyBytes,
+			MaxTokens: l.MaxTokens, AdminMaxTokens: l.AdminMaxTokens,
+			MaxDepth: l.MaxDepth, MaxComplexity: l.MaxComplexity, MaxFields: l.MaxFields,
+			MaxAliases: l.MaxAliases, AdminMaxAliases: l.AdminMaxAliases,
+			MaxRootFields: l.MaxRootFields, MaxDirectives: l.MaxDirectives, MaxVariables: l.MaxVariables,
+			CPUBudget: time.Duration(l.CPUBudget),
+		},
+		Logger: log,
 	})
 	sameSite := http.SameSiteLaxMode
 	if cfg.Session.Cookie.SameSite == "strict" {
 		sameSite = http.SameSiteStrictMode
 	}
-	auth := graph.NewAuth(keys, sessions.FromToken, graph.CookieConfig{
-		Name:           cfg.Session.Cookie.Name,
-		Secure:         cfg.Session.Cookie.Secure,
-		SameSite:       sameSite,
-		AllowedOrigins: cfg.Session.Cookie.AllowedOrigins,
-	})
-
-	mux := http.NewServeMux()
-	mux.Handle("/graphql", cors.New(cors.Options{
-		AllowedOrigins:   cfg.Session.Cookie.AllowedOrigins,
-		AllowedMethods:   []string{http.MethodGet, http.MethodPost},
-		AllowedHeaders:   []string{"Content-Type", "Authorization", "X-CSRF-Token", "X-Request-Id"},
-		AllowCredentials: true,
-		MaxAge:           600,
-	}).Handler(auth.Middleware(gql)))
-	mux.Handle("/", playground.Handler("/graphql"))
-	mux.HandleFunc("GET /health/alive", func(w http.ResponseWriter, _ *http.Request) {
-		writeHealth(w, http.StatusOK, "ok")
-	})
-	mux.HandleFunc("GET /health/ready", func(w http.ResponseWriter, r *http.Request) {
+	origins := append(slices.Clone(cfg.Serve.CORS.AllowedOrigins), cfg.Session.Cookie.AllowedOrigins...)
+	var proxies []netip.Prefix
+	for _, c := range cfg.Serve.TrustedProxies {
+		p, _ := parseCIDROrIP(c) // validated with the config
+		proxies = append(proxies, p)
+	}
+	authCfg := graph.AuthConfig{
+		AdminKeys: keys,
+		Cookies: graph.CookieConfig{
+			Name:           cfg.Session.Cookie.Name,
+			Secure:         cfg.Session.Cookie.Secure,
+			SameSite:       sameSite,
+			AllowedOrigins: origins,
+		},
+		TrustedProxies: proxies,
+	}
+	var corsHandler func(http.Handler) http.Handler
+	if cfg.Serve.CORS.Enabled || len(cfg.Session.Cookie.AllowedOrigins) > 0 {
+		corsHandler = cors.New(cors.Options{
+			// Never empty here (validate), so rs/cors never falls back to
+			// "*"; and it reflects an allowed origin rather than "*".
+			AllowedOrigins:   origins,
+			AllowedMethods:   []string{http.MethodGet, http.MethodPost},
+			AllowedHeaders:   cfg.Serve.CORS.AllowedHeaders,
+			ExposedHeaders:   cfg.Serve.CORS.ExposedHeaders,
+			AllowCredentials: true,
+			MaxAge:           cfg.Serve.CORS.MaxAge,
+		}).Handler
+	}
+	alive := func(w http.ResponseWriter, _ *http.Request) { writeHealth(w, http.StatusOK, "ok") }
+	ready := func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := store.Ping(ctx); err != nil {
@@ -252,8 +307,31 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 			return
 		}
 		writeHealth(w, http.StatusOK, "ok")
-	})
-	return &app{store: store, handler: graph.WithRequestID(accessLog(log, mux)), adminKeys: keys, generatedKey: generated}, nil
+	}
+	// With serve.admin_address the public listener's Auth knows no admin
+	// key, so one sent there is refused like any unknown token.
+	mux := func(auth *graph.Auth) http.Handler {
+		m := http.NewServeMux()
+		h := auth.Middleware(gql)
+		if corsHandler != nil {
+			h = corsHandler(h)
+		}
+		m.Handle("/graphql", h)
+		m.Handle("/", playground.Handler("/graphql"))
+		m.HandleFunc("GET /health/alive", alive)
+		m.HandleFunc("GET /health/ready", ready)
+		return graph.WithRequestID(accessLog(log, m))
+	}
+	a := &app{store: store, adminKeys: keys, generatedKey: generated}
+	if cfg.Serve.AdminAddress == "" {
+		a.handler = mux(graph.NewAuth(sessions.FromToken, authCfg))
+	} else {
+		a.adminHandler = mux(graph.NewAuth(sessions.FromToken, authCfg))
+		public := authCfg
+		public.AdminKeys = nil
+		a.handler = mux(graph.NewAuth(sessions.FromToken, public))
+	}
+	return a, nil
 }
 
 // Close releases the database.

@@ -112,9 +112,10 @@ func TestGraphQLResponseContentType(t *testing.T) {
 
 func TestQueryLimits(t *testing.T) {
 	s := newTestServer(t, dbtest.NewSQLite(t), func(c *Config) {
-		c.Serve.MaxDepth = 3
-		c.Serve.MaxComplexity = 20
-		c.Serve.MaxBodyBytes = 4096
+		c.GraphQL.Limits.MaxDepth = 3
+		c.GraphQL.Limits.MaxComplexity = 20
+		c.GraphQL.Limits.MaxBodyBytes = 4096
+		c.GraphQL.Limits.AdminMaxBodyBytes = 4096
 	})
 	tests := []struct {
 		name, query, wantCode string

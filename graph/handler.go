@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -16,10 +17,24 @@ import (
 // HandlerConfig tunes the GraphQL endpoint.
 type HandlerConfig struct {
 	Introspection bool
-	MaxBodyBytes  int64
-	MaxDepth      int
-	MaxComplexity int
+	Limits        Limits
 	Logger        *slog.Logger
+}
+
+// Limits bound the work one request can ask for (config graphql.limits.*):
+// see the config's GraphQLLimits for each. The Admin ones apply to callers
+// with a valid admin key.
+type Limits struct {
+	MaxBodyBytes, AdminMaxBodyBytes int64
+	MaxTokens, AdminMaxTokens       int
+	MaxDepth                        int
+	MaxComplexity                   int
+	MaxFields                       int
+	MaxAliases, AdminMaxAliases     int
+	MaxRootFields                   int
+	MaxDirectives                   int
+	MaxVariables                    int
+	CPUBudget                       time.Duration
 }
 
 // NewHandler builds the /graphql endpoint: POST (and GET for queries only),
@@ -39,20 +54,20 @@ func NewHandler(r *Resolver, cfg HandlerConfig) http.Handler {
 	}
 	// The guard must run before the complexity limit: computing complexity
 	// reads argument values, which is where a bad literal would panic.
-	srv.Use(queryGuard{maxDepth: cfg.MaxDepth})
-	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
+	srv.Use(queryGuard{maxDepth: cfg.Limits.MaxDepth})
+	srv.Use(extension.FixedComplexityLimit(cfg.Limits.MaxComplexity))
 	srv.SetErrorPresenter(errorPresenter(cfg.Logger))
 	srv.SetRecoverFunc(recoverFunc(cfg.Logger))
 
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.ContentLength > cfg.MaxBodyBytes {
+		if req.ContentLength > cfg.Limits.AdminMaxBodyBytes {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			fmt.Fprintf(w, `{"errors":[{"message":"the request body is larger than %d bytes","extensions":{"code":"BAD_USER_INPUT"}}]}`, cfg.MaxBodyBytes)
+			fmt.Fprintf(w, `{"errors":[{"message":"the request body is larger than %d bytes","extensions":{"code":"BAD_USER_INPUT"}}]}`, cfg.Limits.AdminMaxBodyBytes)
 			return
 		}
 		// A body without a length is cut off at the limit all the same.
-		req.Body = http.MaxBytesReader(w, req.Body, cfg.MaxBodyBytes)
+		req.Body = http.MaxBytesReader(w, req.Body, cfg.Limits.AdminMaxBodyBytes)
 		srv.ServeHTTP(w, req)
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 
@@ -51,14 +52,28 @@ type Auth struct {
 	adminKeys [][sha256.Size]byte
 	sessions  SessionFinder
 	cookies   CookieConfig
+	proxies   []netip.Prefix
 }
 
-// NewAuth accepts the given admin API keys, and session tokens (bearer or
-// cookie) through sessions. Only the keys' SHA-256 digests are kept, so
-// comparing takes the same time whatever a guess's length.
-func NewAuth(adminKeys []string, sessions SessionFinder, cookies CookieConfig) *Auth {
-	a := &Auth{sessions: sessions, cookies: cookies}
-	for _, k := range adminKeys {
+// AuthConfig is what Auth needs beyond the sessions.
+type AuthConfig struct {
+	// AdminKeys are accepted as admin credentials. Leave them out of the
+	// public listener's Auth when admin traffic has a listener of its own:
+	// an admin key is then refused there like any unknown token.
+	AdminKeys []string
+	Cookies   CookieConfig
+	// TrustedProxies are the proxies whose X-Forwarded-For, Forwarded and
+	// X-Forwarded-Proto headers are believed.
+	TrustedProxies []netip.Prefix
+}
+
+// NewAuth accepts cfg's admin API keys, and session tokens (bearer,
+// X-Session-Token or cookie) through sessions. Only the keys' SHA-256
+// digests are kept, so comparing takes the same time whatever a guess's
+// length.
+func NewAuth(sessions SessionFinder, cfg AuthConfig) *Auth {
+	a := &Auth{sessions: sessions, cookies: cfg.Cookies, proxies: cfg.TrustedProxies}
+	for _, k := range cfg.AdminKeys {
 		a.adminKeys = append(a.adminKeys, sha256.Sum256([]byte(k)))
 	}
 	return a
@@ -75,12 +90,18 @@ func (a *Auth) isAdminKey(token string) bool {
 	return match == 1
 }
 
-// Middleware sets the request's model.Caller from its Authorization header
-// or, failing that, its session cookie, and keeps what resolvers need of the
-// exchange (cookies to set, the client's address and user agent).
+// Middleware sets the request's model.Caller from its Authorization header,
+// its X-Session-Token header (what Kratos's native apps send) or, failing
+// those, its session cookie, and keeps what resolvers need of the exchange
+// (cookies to set, the client's address and user agent).
 func (a *Auth) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, presented := bearerToken(r)
+		if !presented {
+			if t := r.Header.Get("X-Session-Token"); t != "" {
+				token, presented = strings.TrimSpace(t), true
+			}
+		}
 		var caller *model.Caller
 		switch {
 		case presented && a.isAdminKey(token):
@@ -95,14 +116,86 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 				caller = model.NewCaller(false, false, nil)
 			}
 		}
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host = r.RemoteAddr
-		}
-		x := &httpExchange{w: w, r: r, cookies: a.cookies, clientIP: host, userAgent: r.UserAgent()}
+		ip, viaProxy := clientAddr(r, a.proxies)
+		x := &httpExchange{w: w, r: r, cookies: a.cookies, clientIP: ip, userAgent: r.UserAgent(),
+			https: r.TLS != nil || (viaProxy && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"))}
 		ctx := context.WithValue(model.NewContextWithCaller(r.Context(), caller), httpKey{}, x)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// clientAddr is the client's IP address. The peer's address, unless the
+// peer is a trusted proxy: then the forwarding headers are read from the
+// right (the hop the proxy itself added) leftwards, skipping further trusted
+// proxies, and the first address that is not one is the client. Whatever a
+// client writes into those headers itself stands to the left of that and is
+// never read. viaProxy says the peer was a trusted proxy.
+func clientAddr(r *http.Request, proxies []netip.Prefix) (ip string, viaProxy bool) {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			return r.RemoteAddr, false
+		}
+		return host, false
+	}
+	addr := peer.Addr().Unmap()
+	if !trusted(addr, proxies) {
+		return addr.String(), false
+	}
+	hops := forwardedFor(r.Header)
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(hops[i])
+		if err != nil {
+			break // a hop we cannot read: stop at the last one we could
+		}
+		addr = hop.Unmap()
+		if !trusted(addr, proxies) {
+			break
+		}
+	}
+	return addr.String(), true
+}
+
+func trusted(a netip.Addr, proxies []netip.Prefix) bool {
+	for _, p := range proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardedFor lists the hops of the Forwarded header's for= parameters
+// (RFC 7239) or, without one, of X-Forwarded-For, leftmost first.
+func forwardedFor(h http.Header) []string {
+	var hops []string
+	if fwd := h.Values("Forwarded"); len(fwd) > 0 {
+		for _, line := range fwd {
+			for elem := range strings.SplitSeq(line, ",") {
+				for pair := range strings.SplitSeq(elem, ";") {
+					k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+					if !ok || !strings.EqualFold(k, "for") {
+						continue
+					}
+					v = strings.Trim(v, `"`)
+					if strings.HasPrefix(v, "[") { // "[2001:db8::1]:4711"
+						v, _, _ = strings.Cut(v[1:], "]")
+					} else if host, _, err := net.SplitHostPort(v); err == nil {
+						v = host
+					}
+					hops = append(hops, v)
+				}
+			}
+		}
+		return hops
+	}
+	for _, line := range h.Values("X-Forwarded-For") {
+		for hop := range strings.SplitSeq(line, ",") {
+			hops = append(hops, strings.TrimSpace(hop))
+		}
+	}
+	return hops
 }
 
 // bearerToken reads "Authorization: Bearer <token>" (scheme case-insensitive).

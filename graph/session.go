@@ -37,6 +37,9 @@ type httpExchange struct {
 	cookies   CookieConfig
 	clientIP  string
 	userAgent string
+	// https: the request came over TLS, here or (said by a trusted
+	// proxy's X-Forwarded-Proto) at the proxy.
+	https bool
 }
 
 func exchangeFrom(ctx context.Context) *httpExchange {
@@ -71,7 +74,7 @@ func (x *httpExchange) secure() bool {
 	case "false":
 		return false
 	}
-	if x.r.TLS != nil || x.r.Header.Get("X-Forwarded-Proto") == "https" {
+	if x.https {
 		return true
 	}
 	host, _, _ := net.SplitHostPort(x.r.Host)

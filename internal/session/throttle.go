@@ -21,6 +21,8 @@ type ThrottleConfig struct {
 	FreePerIdentifier int
 	FreePerAddress    int
 	Max               time.Duration
+	// IdentifierMax caps the wait of an identifier from anywhere.
+	IdentifierMax time.Duration
 	// Window is how long a failure is remembered.
 	Window time.Duration
 }
@@ -28,7 +30,7 @@ type ThrottleConfig struct {
 // DefaultThrottle is 5 free failures per identifier, 20 per address, at most
 // 15 minutes blocked, failures forgotten after an hour.
 func DefaultThrottle() ThrottleConfig {
-	return ThrottleConfig{FreePerIdentifier: 5, FreePerAddress: 20, Max: 15 * time.Minute, Window: time.Hour}
+	return ThrottleConfig{FreePerIdentifier: 5, FreePerAddress: 20, Max: 15 * time.Minute, IdentifierMax: time.Minute, Window: time.Hour}
 }
 
 // throttleKeys returns the identifier key first, then the address key.
