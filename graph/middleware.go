@@ -116,7 +116,7 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 				caller = model.NewCaller(false, false, nil)
 			}
 		}
-		ip, viaProxy := clientAddr(r, a.proxies)
+		ip, viaProxy := ClientAddr(r, a.proxies)
 		x := &httpExchange{w: w, r: r, cookies: a.cookies, clientIP: ip, userAgent: r.UserAgent(),
 			https: r.TLS != nil || (viaProxy && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"))}
 		ctx := context.WithValue(model.NewContextWithCaller(r.Context(), caller), httpKey{}, x)
@@ -124,13 +124,13 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// clientAddr is the client's IP address. The peer's address, unless the
+// ClientAddr is the client's IP address. The peer's address, unless the
 // peer is a trusted proxy: then the forwarding headers are read from the
 // right (the hop the proxy itself added) leftwards, skipping further trusted
 // proxies, and the first address that is not one is the client. Whatever a
 // client writes into those headers itself stands to the left of that and is
 // never read. viaProxy says the peer was a trusted proxy.
-func clientAddr(r *http.Request, proxies []netip.Prefix) (ip string, viaProxy bool) {
+func ClientAddr(r *http.Request, proxies []netip.Prefix) (ip string, viaProxy bool) {
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		host, _, err := net.SplitHostPort(r.RemoteAddr)

@@ -5,7 +5,7 @@ import (
 	"crypto/subtle"
 	"net"
 	"net/http"
-	"slices"
+	"strings"
 	"time"
 
 	"github.com/identityd/identityd/internal/session"
@@ -64,7 +64,28 @@ func (x *httpExchange) wantsCookie(asked *bool) bool {
 		return false
 	}
 	o := x.r.Header.Get("Origin")
-	return o != "" && slices.Contains(x.cookies.AllowedOrigins, o)
+	return o != "" && originAllowed(x.cookies.AllowedOrigins, o)
+}
+
+// originAllowed matches origin against the allowed list as rs/cors does: an
+// exact origin, or one "*" standing for any subdomain
+// (https://*.example.com matches https://app.example.com, not
+// https://example.com or https://evil-example.com).
+func originAllowed(allowed []string, origin string) bool {
+	for _, a := range allowed {
+		prefix, suffix, wild := strings.Cut(a, "*")
+		if !wild {
+			if strings.EqualFold(a, origin) {
+				return true
+			}
+			continue
+		}
+		lower := strings.ToLower(origin)
+		if len(lower) > len(prefix)+len(suffix) && strings.HasPrefix(lower, strings.ToLower(prefix)) && strings.HasSuffix(lower, strings.ToLower(suffix)) {
+			return true
+		}
+	}
+	return false
 }
 
 func (x *httpExchange) secure() bool {
