@@ -93,8 +93,22 @@ type argon2Hash struct {
 
 func (h *argon2Hash) algorithm() string { return h.variant }
 
-// memory is the memory cost: x/crypto allocates it afresh for every key.
-func (h *argon2Hash) memory() uint64 { return uint64(h.p.Memory) * 1024 }
+// memory is the blocks x/crypto allocates afresh for every key.
+func (h *argon2Hash) memory() uint64 {
+	return argon2Blocks(uint64(h.p.Memory), uint64(h.p.Parallelism)) * argon2BlockSize
+}
+
+// argon2BlockSize is the size of one argon2 block, the unit of m.
+const argon2BlockSize = 1024
+
+// argon2Blocks is the number of blocks x/crypto allocates for m KiB and p
+// lanes: m rounded down to a multiple of 4·p (the lanes × the 4 sync
+// points), and at least 8·p. It is not m: m=100, p=3 allocates 96 blocks.
+func argon2Blocks(m, p uint64) uint64 {
+	const syncPoints = 4
+	blocks := m / (syncPoints * p) * (syncPoints * p)
+	return max(blocks, 2*syncPoints*p)
+}
 
 func (h *argon2Hash) verify(password []byte) bool {
 	return subtle.ConstantTimeCompare(h.derive(password, uint32(len(h.key))), h.key) == 1
@@ -131,17 +145,22 @@ func parseArgon2(s string, lim limits) (*argon2Hash, error) {
 		return nil, err
 	}
 	m, t, p := vals[0], vals[1], vals[2]
+	// The bounds are on the blocks x/crypto allocates, not on m as written:
+	// that is what the memory costs. parseParams keeps every value below
+	// 2^32, and the lanes bound keeps p within x/crypto's uint8.
+	mem := mulSat(argon2Blocks(m, max(p, 1)), argon2BlockSize)
 	switch {
 	case t < 1:
 		return nil, malformed("iterations (t) must be at least 1")
-	case p < 1 || p > 255:
-		return nil, malformed("parallelism (p) must be between 1 and 255")
+	case p < 1 || p > lim.argon2Lanes:
+		return nil, malformed("parallelism (p) of %d is outside 1 to %d", p, lim.argon2Lanes)
 	case m < 8*p:
 		return nil, malformed("memory (m) must be at least 8 KiB per lane")
-	case m > uint64(lim.argon2MemoryKiB):
-		return nil, malformed("memory (m) of %d KiB is above the limit of %d KiB", m, lim.argon2MemoryKiB)
-	case m*t > lim.argon2WorkKiB:
-		return nil, malformed("memory × iterations (m×t) of %d KiB is above the limit of %d KiB", m*t, lim.argon2WorkKiB)
+	case mem > lim.argon2Memory:
+		return nil, malformed("memory (m) of %d KiB is above the limit of %d KiB", mem/argon2BlockSize, lim.argon2Memory/argon2BlockSize)
+	case mulSat(mem, t) > lim.argon2Work:
+		return nil, malformed("memory × iterations (m×t) of %d KiB is above the limit of %d KiB",
+			mulSat(mem, t)/argon2BlockSize, lim.argon2Work/argon2BlockSize)
 	}
 	h.p = Params{Memory: uint32(m), Iterations: uint32(t), Parallelism: uint8(p)}
 	if h.salt, err = decodeBase64(parts[4], "salt"); err != nil {

@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 
@@ -23,7 +25,15 @@ const supported = "argon2id, argon2i, bcrypt ($2a$, $2b$, $2y$), pbkdf2 (sha1, s
 
 // Limits on imported hashes. A hash's parameters decide how much memory and
 // CPU every login with it costs, so an import (by mistake or malice) must not
-// be able to make one comparison take gigabytes or minutes.
+// be able to make one comparison take gigabytes or minutes, or crash the
+// process by asking the runtime for more memory than it has. Every kind is
+// held to one standard: a comparison allocates at most about 1 GiB and takes
+// at most a few seconds of one core. The bounds are on what x/crypto and
+// crypto/pbkdf2 actually allocate and do, computed in exact, saturating
+// arithmetic (see mulSat), and are checked at import (Recognise) and again
+// before every comparison, so that a hash that reached the store some other
+// way is refused rather than run. The times quoted were measured on a shared
+// 2-core amd64 VM with Go 1.26.
 const (
 	// maxHashLength bounds the input before anything is parsed or decoded.
 	maxHashLength = 1024
@@ -35,30 +45,84 @@ const (
 	// minArgon2Salt is the argon2 specification's minimum; the reference
 	// implementation refuses shorter salts, so no genuine hash has one.
 	minArgon2Salt = 8
-	// maxMemoryKiB (1 GiB) bounds the memory one argon2 or scrypt comparison
-	// may use, and maxWorkKiB (4 GiB) the memory it may sweep in all its
-	// passes: 64 MiB × 64 passes or 1 GiB × 4, each some seconds at most.
-	maxMemoryKiB = 1 << 20
-	maxWorkKiB   = 4 << 20
-	// maxBcryptCost: each step doubles the time; cost 16 takes seconds,
-	// cost 31 (bcrypt's own limit) would take days.
+	// maxMemory bounds the bytes one comparison allocates: 1 GiB for its main
+	// buffer (argon2's blocks, scrypt's V) and 1 MiB for what comes beside it
+	// (scrypt's B and XY, a few KiB with ordinary parameters), so that
+	// scrypt's "sensitive" setting, N=2^20, r=8, p=1 (1 GiB + 3 KiB), fits.
+	maxMemory = 1<<30 + 1<<20
+	// maxArgon2Work bounds the bytes argon2 sweeps in all its passes
+	// (blocks × passes × 1 KiB): 1 GiB × 4 or 64 MiB × 64. 128 MiB take
+	// 160 ms, so this is about 5 s; it is the bound this package has always
+	// had, kept so that no hash it accepted before breaks.
+	maxArgon2Work = 4 << 30
+	// maxArgon2Lanes bounds argon2's parallelism p. p does not change the
+	// total work (that is blocks × passes) but x/crypto runs every lane as
+	// a goroutine of its own, p of them at each of 4 sync points per pass,
+	// so one comparison can occupy p cores at once, outside the Hasher's
+	// slots, which budget one core per computation; and each lane brings a
+	// goroutine stack that memory() does not see. 16 keeps a login flood
+	// against such hashes from crowding out every other request while
+	// admitting what is written in practice: RFC 9106 and OWASP use 1 to 4,
+	// and Kratos's default is 2 × the CPUs of the host that made the hash,
+	// so its hashes from hosts of up to 8 CPUs. A larger p is refused at
+	// import with a message that names the limit, so an operator sees it
+	// before any user does, and can raise this constant knowingly.
+	maxArgon2Lanes = 16
+	// maxBcryptCost: each step doubles the time; cost 10 takes 60 ms, so
+	// cost 16 takes about 4 s, and cost 31 (bcrypt's own limit) would take
+	// days. bcrypt's state is 4 KiB whatever the cost.
 	maxBcryptCost = 16
-	// maxPbkdf2Work bounds iterations × output blocks; 10 million
-	// HMAC-SHA-256 iterations take a few seconds.
+	// maxPbkdf2Work bounds iterations × output blocks × the digest's weight
+	// (pbkdf2Digests): with weight 1, 10 million HMAC-SHA-1 iterations take
+	// 3.5 s (HMAC-SHA-256 1.6 s, with the CPU's SHA extensions).
 	maxPbkdf2Work = 10_000_000
 	// maxScryptN is N = 2^20, scrypt's "sensitive" setting.
 	maxScryptN = 1 << 20
+	// maxScryptWork bounds (N+2)·r·p: each of the p passes runs 2·N BlockMix
+	// rounds over 128·r bytes, and the PBKDF2 that fills B costs about two
+	// more per 128·r bytes. One unit takes 0.3 µs, so this is about 3 s, and
+	// it admits N=2^20, r=8, p=1.
+	maxScryptWork = 10_000_000
 )
 
 // limits are the bounds a parse enforces. Recognise uses defaultLimits; a
 // Hasher widens the argon2 ones to its own parameters, so that an operator
-// who configures more than the import limits can still read their own hashes.
+// who configures more than the import limits can still read their own hashes
+// (Params has no upper bound: that is the operator's choice).
 type limits struct {
-	argon2MemoryKiB uint32
-	argon2WorkKiB   uint64
+	argon2Memory uint64 // bytes of blocks allocated
+	argon2Work   uint64 // bytes of blocks swept in all passes
+	argon2Lanes  uint64 // parallelism p
 }
 
-var defaultLimits = limits{argon2MemoryKiB: maxMemoryKiB, argon2WorkKiB: maxWorkKiB}
+var defaultLimits = limits{argon2Memory: maxMemory, argon2Work: maxArgon2Work, argon2Lanes: maxArgon2Lanes}
+
+// mulSat multiplies, saturating at math.MaxUint64 instead of wrapping, so
+// that a product of hostile parameters compares as too large rather than as
+// whatever it wrapped to. Every limit is far below the saturation point.
+func mulSat(xs ...uint64) uint64 {
+	p := uint64(1)
+	for _, x := range xs {
+		hi, lo := bits.Mul64(p, x)
+		if hi != 0 {
+			return math.MaxUint64
+		}
+		p = lo
+	}
+	return p
+}
+
+// addSat adds, saturating like mulSat.
+func addSat(xs ...uint64) uint64 {
+	var s uint64
+	for _, x := range xs {
+		var carry uint64
+		if s, carry = bits.Add64(s, x, 0); carry != 0 {
+			return math.MaxUint64
+		}
+	}
+	return s
+}
 
 // parsedHash is a decoded hash of one of the supported algorithms.
 type parsedHash interface {
@@ -67,8 +131,11 @@ type parsedHash interface {
 	// verify derives the key for password and compares it in constant time.
 	// It is the expensive part, run inside a Hasher's concurrency bound.
 	verify(password []byte) bool
-	// memory is about how many bytes verify allocates (and drops when it
-	// returns); the Hasher uses it to decide when to collect them.
+	// memory is the bytes of the buffers verify allocates for the hash's
+	// cost parameters (and drops when it returns), exactly as x/crypto
+	// sizes them; allocations of a few KiB that do not grow with the
+	// parameters are left out. The Hasher uses it to decide when to
+	// collect, and the limits above bound it.
 	memory() uint64
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -279,6 +280,19 @@ func TestHasherOwnHashesAboveImportLimits(t *testing.T) {
 	if _, err := Recognise(hash); err == nil {
 		t.Errorf("Recognise accepted 2 GiB argon2 for import")
 	}
+
+	// The same for more lanes than an import may have.
+	h = NewHasher(Params{Memory: 256, Iterations: 1, Parallelism: 32}, 1)
+	hash, err := h.Hash(t.Context(), "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := h.Compare(t.Context(), "pw", hash); !ok || err != nil || h.NeedsRehash(hash) {
+		t.Errorf("own 32-lane hash: Compare = %v, %v; NeedsRehash = %v", ok, err, h.NeedsRehash(hash))
+	}
+	if _, err := Recognise(hash); err == nil {
+		t.Errorf("Recognise accepted 32 lanes for import")
+	}
 }
 
 func TestConcurrencyBoundWaitsAndRespectsContext(t *testing.T) {
@@ -436,14 +450,14 @@ func TestCollectsAfterEnoughHashMemory(t *testing.T) {
 		collections.Add(1)
 	}
 	for i, want := range []int32{0, 0, 0, 1, 1, 1, 1, 2, 2} {
-		if err := h.compute(t.Context(), reclaimEvery/4, func() {}); err != nil {
+		if _, err := h.compute(t.Context(), reclaimEvery/4, func() {}); err != nil {
 			t.Fatal(err)
 		}
 		if got := collections.Load(); got != want {
 			t.Errorf("after %d computations of a quarter of reclaimEvery: %d collections, want %d", i+1, got, want)
 		}
 	}
-	if err := h.compute(t.Context(), 0, func() {}); err != nil {
+	if _, err := h.compute(t.Context(), 0, func() {}); err != nil {
 		t.Fatal(err)
 	}
 	if got := collections.Load(); got != 2 {
@@ -456,8 +470,9 @@ func TestCollectsAfterEnoughHashMemory(t *testing.T) {
 // reclaimEvery each (rounded up) make one collection.
 func TestCollectsForEveryKindOfComputation(t *testing.T) {
 	t.Parallel()
-	// Rounded up to whole KiB, so three of them reach reclaimEvery.
-	h := NewHasher(Params{Memory: reclaimEvery/3/1024 + 1, Iterations: 1}, 1)
+	// A third of reclaimEvery rounded up to whole blocks in a multiple of
+	// 4 (what x/crypto allocates with one lane), so three reach it.
+	h := NewHasher(Params{Memory: (reclaimEvery/3/1024/4 + 1) * 4, Iterations: 1}, 1)
 	var collections atomic.Int32
 	h.collect = func() { collections.Add(1) }
 	hash, err := h.Hash(t.Context(), "pw")
@@ -482,12 +497,17 @@ func TestMemory(t *testing.T) {
 		hash string
 		want uint64
 	}{
-		{vectors[0].hash, 32 << 10},         // argon2id m=32
-		{vectors[2].hash, 64 << 20},         // argon2i m=65536
-		{vectors[4].hash, 0},                // bcrypt
-		{vectors[6].hash, 0},                // pbkdf2
-		{vectors[13].hash, 128 * 16384 * 8}, // scrypt N=16384, r=8
-		{"$scrypt$ln=1024,r=2,p=3$MDEyMzQ1Njc4OWFiY2RlZg$6g3umF+uVrJsObaTZhIbbTlgrvOEFcCItdwSjtPF67M", 128 * 1024 * 2},
+		{vectors[0].hash, 32 << 10}, // argon2id m=32
+		{vectors[2].hash, 64 << 20}, // argon2i m=65536
+		{vectors[4].hash, 0},        // bcrypt
+		{vectors[6].hash, 0},        // pbkdf2
+		// scrypt N=16384, r=8, p=1: V, XY and B.
+		{vectors[13].hash, 128*16384*8 + 256*8 + 128*8*1},
+		{"$scrypt$ln=1024,r=2,p=3$MDEyMzQ1Njc4OWFiY2RlZg$6g3umF+uVrJsObaTZhIbbTlgrvOEFcCItdwSjtPF67M", 128*1024*2 + 256*2 + 128*2*3},
+		// p large and N, r small: B is all there is.
+		{"$scrypt$ln=2,r=1,p=100000$MDEyMzQ1Njc4OWFiY2RlZg$6g3umF+uVrJsObaTZhIbbTlgrvOEFcCItdwSjtPF67M", 128*2 + 256 + 128*100000},
+		// argon2 m=100, p=3: x/crypto rounds down to a multiple of 4×3.
+		{"$argon2id$v=19$m=100,t=1,p=3$MDEyMzQ1Njc4OWFiY2RlZg$6g3umF+uVrJsObaTZhIbbTlgrvOEFcCItdwSjtPF67M", 96 << 10},
 	} {
 		p, err := parse(c.hash, defaultLimits)
 		if err != nil {
@@ -495,6 +515,251 @@ func TestMemory(t *testing.T) {
 		}
 		if got := p.memory(); got != c.want {
 			t.Errorf("memory of %.30q… = %d, want %d", c.hash, got, c.want)
+		}
+	}
+}
+
+// fakeClock is a Hasher's clock and sleep for tests of the padding: each
+// computation advances it by the next of costs, and sleeps are recorded,
+// not slept, so nothing here is timed.
+type fakeClock struct {
+	now    time.Time
+	costs  []time.Duration
+	slept  []time.Duration
+	ranFor []time.Duration
+}
+
+func newFakeClock(t *testing.T, h *Hasher) *fakeClock {
+	c := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	h.now = func() time.Time { return c.now }
+	h.hook = func(compute func()) {
+		compute()
+		if len(c.costs) == 0 {
+			t.Fatalf("a computation beyond the costs given")
+		}
+		c.now = c.now.Add(c.costs[0])
+		c.ranFor = append(c.ranFor, c.costs[0])
+		c.costs = c.costs[1:]
+	}
+	h.sleep = func(ctx context.Context, d time.Duration) {
+		if n := len(h.slots); n != 0 {
+			t.Errorf("padding while holding %d slots: it must give its slot back first", n)
+		}
+		if ctx.Value(fakeClockKey{}) == nil {
+			t.Errorf("padding without the caller's context: it could not end with it")
+		}
+		c.slept = append(c.slept, d)
+	}
+	return c
+}
+
+type fakeClockKey struct{}
+
+// TestComparePadsMismatchesToTheDummysCost: a wrong password on an imported
+// hash cheaper than the current parameters (bcrypt-10 answers in 60 ms, the
+// default argon2id in 120 ms, and an unknown identifier costs the latter)
+// must take as long as one on a current hash, or the answer time tells
+// imported accounts from the rest and from unknown identifiers.
+func TestComparePadsMismatchesToTheDummysCost(t *testing.T) {
+	t.Parallel()
+	const ms = time.Millisecond
+	ctx := context.WithValue(t.Context(), fakeClockKey{}, true)
+	bc, err := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imported := string(bc)
+	h := NewHasher(fast, 1)
+	current, err := NewHasher(fast, 1).Hash(ctx, "right")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newFakeClock(t, h)
+
+	for _, step := range []struct {
+		name      string
+		run       func()
+		costs     []time.Duration // of each computation, in order
+		wantSleep []time.Duration // nil: none
+		wantEst   time.Duration
+	}{
+		{
+			// Nothing timed yet: the mismatch runs the dummy, which both pads
+			// and gives the first estimate.
+			name:    "first mismatch runs the dummy",
+			run:     func() { mustCompare(t, h, ctx, "wrong", imported, false) },
+			costs:   []time.Duration{30 * ms, 100 * ms},
+			wantEst: 100 * ms,
+		},
+		{
+			name:      "fast mismatch sleeps the difference",
+			run:       func() { mustCompare(t, h, ctx, "wrong", imported, false) },
+			costs:     []time.Duration{30 * ms},
+			wantSleep: []time.Duration{70 * ms},
+			wantEst:   100 * ms,
+		},
+		{
+			name:    "a match is not padded",
+			run:     func() { mustCompare(t, h, ctx, "right", imported, true) },
+			costs:   []time.Duration{30 * ms},
+			wantEst: 100 * ms,
+		},
+		{
+			name:    "a mismatch slower than the estimate is not padded",
+			run:     func() { mustCompare(t, h, ctx, "wrong", imported, false) },
+			costs:   []time.Duration{150 * ms},
+			wantEst: 100 * ms,
+		},
+		{
+			// The cold first comparison after start, or a GC pause.
+			name:    "one slow timing does not move the estimate",
+			run:     func() { h.CompareDummy(ctx, "anything") },
+			costs:   []time.Duration{400 * ms},
+			wantEst: 100 * ms,
+		},
+		{
+			name:      "padded to the estimate still",
+			run:       func() { mustCompare(t, h, ctx, "wrong", imported, false) },
+			costs:     []time.Duration{30 * ms},
+			wantSleep: []time.Duration{70 * ms},
+			wantEst:   100 * ms,
+		},
+		{
+			// Timings 100, 400, 70: the median stays.
+			name:      "a current hash's mismatch is timed, then padded",
+			run:       func() { mustCompare(t, h, ctx, "wrong", current, false) },
+			costs:     []time.Duration{70 * ms},
+			wantSleep: []time.Duration{30 * ms},
+			wantEst:   100 * ms,
+		},
+		{
+			// Timings 100, 400, 70, 60: the lower median.
+			name:    "a current hash's match is timed, not padded",
+			run:     func() { mustCompare(t, h, ctx, "right", current, true) },
+			costs:   []time.Duration{60 * ms},
+			wantEst: 70 * ms,
+		},
+		{
+			name: "a lasting change of load moves it",
+			run: func() {
+				for range 8 {
+					h.CompareDummy(ctx, "anything")
+				}
+			},
+			costs:   slices.Repeat([]time.Duration{200 * ms}, 8),
+			wantEst: 200 * ms,
+		},
+		{
+			name: "the window forgets",
+			run: func() {
+				for range estimateWindow {
+					h.CompareDummy(ctx, "anything")
+				}
+			},
+			costs:   slices.Repeat([]time.Duration{50 * ms}, estimateWindow),
+			wantEst: 50 * ms,
+		},
+		{
+			name:      "padded to the new estimate",
+			run:       func() { mustCompare(t, h, ctx, "wrong", imported, false) },
+			costs:     []time.Duration{30 * ms},
+			wantSleep: []time.Duration{20 * ms},
+			wantEst:   50 * ms,
+		},
+	} {
+		c.costs, c.slept, c.ranFor = step.costs, nil, nil
+		step.run()
+		if len(c.costs) != 0 {
+			t.Errorf("%s: %d computations did not run", step.name, len(c.costs))
+		}
+		if !slices.Equal(c.slept, step.wantSleep) {
+			t.Errorf("%s: slept %v, want %v", step.name, c.slept, step.wantSleep)
+		}
+		if got := time.Duration(h.estimate.Load()); got != step.wantEst {
+			t.Errorf("%s: estimate %v, want %v", step.name, got, step.wantEst)
+		}
+	}
+}
+
+func mustCompare(t *testing.T, h *Hasher, ctx context.Context, password, hash string, want bool) {
+	t.Helper()
+	if ok, err := h.Compare(ctx, password, hash); ok != want || err != nil {
+		t.Fatalf("Compare = %v, %v; want %v, nil", ok, err, want)
+	}
+}
+
+// TestComparePaddingNotForErrors: a hash that cannot be read is the
+// server's fault and an internal error, and a context that ended before a
+// slot was free ran nothing to pad.
+func TestComparePaddingNotForErrors(t *testing.T) {
+	t.Parallel()
+	h := NewHasher(fast, 1)
+	c := newFakeClock(t, h)
+	h.estimate.Store(int64(time.Second))
+	if _, err := h.Compare(t.Context(), "pw", "not a hash"); !errors.Is(err, ErrUnsupportedHash) {
+		t.Errorf("Compare(garbage) = %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := h.Compare(ctx, "pw", vectors[0].hash); !errors.Is(err, context.Canceled) {
+		t.Errorf("Compare(canceled) = %v", err)
+	}
+	if len(c.slept) != 0 || len(c.ranFor) != 0 {
+		t.Errorf("slept %v and ran %v, want nothing", c.slept, c.ranFor)
+	}
+}
+
+// TestSleepCtxEndsWithTheContext: the padding must not keep a request whose
+// client has gone.
+func TestSleepCtxEndsWithTheContext(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	done := make(chan struct{})
+	go func() {
+		sleepCtx(ctx, time.Hour)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-t.Context().Done():
+		t.Fatal("sleepCtx outlived its context")
+	}
+}
+
+// TestMemoryIsWhatVerifyAllocates measures what verify allocates and checks
+// that memory() is that, give or take the few KiB that do not grow with the
+// parameters: the Hasher's collection pacing and the limits both rely on it.
+// Not parallel, so that no other test allocates while it measures.
+func TestMemoryIsWhatVerifyAllocates(t *testing.T) {
+	const slack = 64 << 10
+	bc, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const salt, key = "MDEyMzQ1Njc4OWFiY2RlZg", "6g3umF+uVrJsObaTZhIbbTlgrvOEFcCItdwSjtPF67M"
+	for _, hash := range []string{
+		"$argon2id$v=19$m=1024,t=1,p=1$" + salt + "$" + key,
+		"$argon2i$v=19$m=100,t=1,p=3$" + salt + "$" + key,   // 96 blocks
+		"$argon2id$v=19$m=511,t=1,p=16$" + salt + "$" + key, // 448 blocks
+		"$scrypt$ln=1024,r=8,p=1$" + salt + "$" + key,
+		"$scrypt$ln=16,r=4,p=64$" + salt + "$" + key,
+		"$scrypt$ln=2,r=1,p=100000$" + salt + "$" + key, // B is all of it
+		"$pbkdf2-sha512$i=1000,l=32$" + salt + "$" + key,
+		string(bc),
+	} {
+		p, err := parse(hash, defaultLimits)
+		if err != nil {
+			t.Fatalf("parse(%.30q…): %v", hash, err)
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		p.verify([]byte("pw"))
+		runtime.ReadMemStats(&after)
+		got := after.TotalAlloc - before.TotalAlloc
+		if mem := p.memory(); got < mem || got > mem+slack {
+			t.Errorf("%.30q…: verify allocated %d bytes, memory() = %d", hash, got, mem)
 		}
 	}
 }

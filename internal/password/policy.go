@@ -2,7 +2,7 @@ package password
 
 import (
 	"strings"
-	"unicode/utf8"
+	"unicode"
 
 	"github.com/identityd/identityd/model"
 )
@@ -14,8 +14,10 @@ import (
 // password close to the account's identifiers, none from a list of commonly
 // used passwords, and no composition rules.
 type Policy struct {
-	// MinLength is the minimum number of characters (runes, so that a
-	// password in any script counts what a person sees).
+	// MinLength is the minimum number of visible characters (see visible):
+	// runes, so that a password in any script counts what a person sees,
+	// and only those that show, so that eight spaces or eight zero-width
+	// spaces are not a password of eight characters.
 	MinLength int
 	// MaxLength is the maximum number of bytes: it bounds the work of the
 	// similarity check and of hashing, which both depend on the bytes.
@@ -56,8 +58,25 @@ func (p Policy) Check(password string, identifiers []string) error {
 		e.Path = "/password"
 		return e
 	}
-	if utf8.RuneCountInString(password) < p.MinLength {
+	// Control characters (NUL, tab, newline, escape, …) are refused
+	// outright: nobody types them, a copy-paste that brings them in makes a
+	// password the person cannot type again, and NUL ends the string for
+	// any C library a password may reach.
+	runes, shown := 0, 0
+	for _, r := range password {
+		if unicode.Is(unicode.Cc, r) {
+			return violation("password must not contain control characters (such as NUL, tab or newline)")
+		}
+		runes++
+		if visible(r) {
+			shown++
+		}
+	}
+	switch {
+	case runes < p.MinLength:
 		return violation("password must be at least %d characters", p.MinLength)
+	case shown < p.MinLength:
+		return violation("password must have at least %d visible characters (spaces and invisible characters do not count)", p.MinLength)
 	}
 	if len(password) > p.MaxLength {
 		return violation("password must be at most %d bytes", p.MaxLength)
@@ -79,6 +98,19 @@ func (p Policy) Check(password string, identifiers []string) error {
 		return violation("password is among the most commonly used passwords")
 	}
 	return nil
+}
+
+// visible reports whether r counts toward MinLength: a graphic rune that is
+// neither a space (spaces inside a passphrase are allowed, they just add no
+// length) nor one of Unicode's default-ignorable code points, which render as
+// nothing. unicode.IsGraphic already leaves out the format characters
+// (category Cf: zero-width space U+200B, zero-width joiner U+200D, byte
+// order mark U+FEFF, bidi controls); the ignorable ones it would count are
+// letters and marks such as the Hangul fillers U+3164 and U+FFA0 and the
+// variation selectors.
+func visible(r rune) bool {
+	return unicode.IsGraphic(r) && !unicode.IsSpace(r) &&
+		!unicode.In(r, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
 }
 
 // tooSimilar applies Kratos's two tests to a lower-cased password and

@@ -16,6 +16,10 @@ func TestPolicyCheck(t *testing.T) {
 		tooLong  = "password must be at most 256 bytes"
 		similar  = "password is too similar to the identifier"
 		common   = "password is among the most commonly used passwords"
+		// Control characters and invisible padding, from a security review:
+		// eight spaces, eight NULs and eight zero-width spaces were passwords.
+		control   = "password must not contain control characters (such as NUL, tab or newline)"
+		invisible = "password must have at least 8 visible characters (spaces and invisible characters do not count)"
 	)
 	alice := []string{"alice@example.com"}
 	for _, c := range []struct {
@@ -46,6 +50,32 @@ func TestPolicyCheck(t *testing.T) {
 		{"common, other case", "PassWord1", nil, common},
 		{"common, 10 characters", "qwertyuiop", alice, common},
 		{"common beats nothing else", "trustno1", alice, common},
+
+		{"8 spaces", strings.Repeat(" ", 8), nil, invisible},
+		{"8 NULs", strings.Repeat("\x00", 8), nil, control},
+		{"8 zero-width spaces", strings.Repeat("\u200b", 8), nil, invisible},
+		{"8 zero-width joiners", strings.Repeat("\u200d", 8), nil, invisible},
+		{"8 byte order marks", strings.Repeat("\ufeff", 8), nil, invisible},
+		{"8 soft hyphens", strings.Repeat("\u00ad", 8), nil, invisible},
+		{"8 Hangul fillers", strings.Repeat("\u3164", 8), nil, invisible},
+		{"8 halfwidth Hangul fillers", strings.Repeat("\uffa0", 8), nil, invisible},
+		{"8 variation selectors", strings.Repeat("\ufe0f", 8), nil, invisible},
+		{"8 no-break and ideographic spaces", strings.Repeat("\u00a0\u3000", 4), nil, invisible},
+		{"7 visible and spaces", "z q 8 x k 2 w", nil, invisible},
+		{"7 visible and zero-width spaces", "zq8\u200bxk2\u200bw\u200b", nil, invisible},
+		{"8 visible and zero-width spaces", "zq8\u200bxk2\u200bwv\u200b", nil, ""},
+		{"passphrase with leading and trailing spaces", "  zq8 xk2wv  ", nil, ""},
+		{"NUL inside", "correct horse\x00battery", nil, control},
+		{"NUL at the end", "correct horse battery\x00", nil, control},
+		{"tab inside", "correct\thorse battery", nil, control},
+		{"newline at the end", "correct horse battery\n", nil, control},
+		{"carriage return", "correct horse\rbattery", nil, control},
+		{"escape", "\x1b[31mcorrect horse", nil, control},
+		{"DEL", "correct horse\x7fbattery", nil, control},
+		{"C1 next line", "correct horse\u0085battery", nil, control},
+		{"control beats too short", "\x00", nil, control},
+		{"emoji with variation selectors", strings.Repeat("🔑\ufe0f", 8), nil, ""},
+		{"combining marks count", "e\u0301e\u0301e\u0301e\u0301", nil, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

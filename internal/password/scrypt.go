@@ -2,6 +2,7 @@ package password
 
 import (
 	"crypto/subtle"
+	"math"
 	"strings"
 
 	"golang.org/x/crypto/scrypt"
@@ -15,8 +16,22 @@ type scryptHash struct {
 
 func (h *scryptHash) algorithm() string { return "scrypt" }
 
-// memory is scrypt's 128·N·r bytes, which x/crypto allocates for every key.
-func (h *scryptHash) memory() uint64 { return 128 * uint64(h.n) * uint64(h.r) }
+// memory is what x/crypto allocates for every key: V (128·N·r bytes), XY
+// (256·r) and B (128·r·p, one 128·r block per pass). B is why p is not free:
+// with N and r small, a large p alone asks for gigabytes up front.
+func (h *scryptHash) memory() uint64 {
+	return scryptMemory(uint64(h.n), uint64(h.r), uint64(h.p))
+}
+
+// scryptMemory is memory for parameters not yet known to be sane.
+func scryptMemory(n, r, p uint64) uint64 {
+	return addSat(mulSat(128, n, r), mulSat(256, r), mulSat(128, r, p))
+}
+
+// scryptWork is the CPU cost bounded by maxScryptWork: (N+2)·r·p.
+func scryptWork(n, r, p uint64) uint64 {
+	return mulSat(addSat(n, 2), r, p)
+}
 
 func (h *scryptHash) verify(password []byte) bool {
 	got, err := scrypt.Key(password, h.salt, h.n, h.r, h.p, len(h.key))
@@ -47,12 +62,18 @@ func parseScrypt(s string) (*scryptHash, error) {
 	if r < 1 || p < 1 {
 		return nil, malformed("block size (r) and parallelism (p) must be at least 1")
 	}
-	// scrypt needs 128·N·r bytes and sweeps them p times. With N and r
-	// bounded to 2^20 and 2^32 these products cannot overflow.
-	if memKiB := 128 * n * r / 1024; memKiB > maxMemoryKiB {
-		return nil, malformed("memory 128×N×r of %d KiB is above the limit of %d KiB", memKiB, maxMemoryKiB)
-	} else if memKiB*p > maxWorkKiB {
-		return nil, malformed("memory × parallelism of %d KiB is above the limit of %d KiB", memKiB*p, maxWorkKiB)
+	// x/crypto's own checks, word for word, so that verify can never meet
+	// its error (which would read as a wrong password). The bounds below
+	// imply them, but r×p < 2^30 is exactly the check the hostile p=2^30-1
+	// passed, so they are spelled out rather than left to arithmetic.
+	if r*p >= 1<<30 || r > math.MaxInt/128/p || r > math.MaxInt/256 || n > math.MaxInt/128/r {
+		return nil, malformed("block size × parallelism (r×p) is too large")
+	}
+	if mem := scryptMemory(n, r, p); mem > maxMemory {
+		return nil, malformed("memory 128×r×(N+p+2) of %d bytes is above the limit of %d bytes", mem, maxMemory)
+	}
+	if work := scryptWork(n, r, p); work > maxScryptWork {
+		return nil, malformed("work (N+2)×r×p of %d is above the limit of %d", work, maxScryptWork)
 	}
 	h := &scryptHash{n: int(n), r: int(r), p: int(p)}
 	if h.salt, err = decodeBase64(parts[3], "salt"); err != nil {
