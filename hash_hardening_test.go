@@ -112,7 +112,7 @@ func TestHashHardeningImportRefusesCostlyHashes(t *testing.T) {
 		{"scrypt p=2^30-1 (the review's)", "$scrypt$ln=2,r=1,p=1073741823$" + hardeningSalt + "$" + hardeningKey, "malformed scrypt password hash: memory"},
 		{"scrypt work", "$scrypt$ln=1048576,r=8,p=2$" + hardeningSalt + "$" + hardeningKey, "malformed scrypt password hash: work"},
 		{"argon2id memory", "$argon2id$v=19$m=2097152,t=1,p=1$" + hardeningSalt + "$" + hardeningKey, "malformed argon2id password hash: memory (m)"},
-		{"argon2id lanes", "$argon2id$v=19$m=65536,t=1,p=64$" + hardeningSalt + "$" + hardeningKey, "parallelism (p) of 64 is outside 1 to 16"},
+		{"argon2id lanes", "$argon2id$v=19$m=65536,t=1,p=256$" + hardeningSalt + "$" + hardeningKey, "parallelism (p) of 256 is outside 1 to 255"},
 		{"argon2i work", "$argon2i$v=19$m=1048576,t=5,p=1$" + hardeningSalt + "$" + hardeningKey, "memory × iterations"},
 		{"bcrypt cost 17", "$2b$17$o6hx.Wog/wvFSkT/Bp/6DOxCtLRTDj7lm9on9suF/WaCGNVHbkfL6", "malformed bcrypt password hash: cost 17"},
 		{"pbkdf2-sha512 work", "$pbkdf2-sha512$i=5000001,l=32$" + hardeningSalt + "$" + hardeningKey, "malformed pbkdf2 password hash: work of 10000002"},

@@ -55,19 +55,15 @@ const (
 	// 160 ms, so this is about 5 s; it is the bound this package has always
 	// had, kept so that no hash it accepted before breaks.
 	maxArgon2Work = 4 << 30
-	// maxArgon2Lanes bounds argon2's parallelism p. p does not change the
-	// total work (that is blocks × passes) but x/crypto runs every lane as
-	// a goroutine of its own, p of them at each of 4 sync points per pass,
-	// so one comparison can occupy p cores at once, outside the Hasher's
-	// slots, which budget one core per computation; and each lane brings a
-	// goroutine stack that memory() does not see. 16 keeps a login flood
-	// against such hashes from crowding out every other request while
-	// admitting what is written in practice: RFC 9106 and OWASP use 1 to 4,
-	// and Kratos's default is 2 × the CPUs of the host that made the hash,
-	// so its hashes from hosts of up to 8 CPUs. A larger p is refused at
-	// import with a message that names the limit, so an operator sees it
-	// before any user does, and can raise this constant knowingly.
-	maxArgon2Lanes = 16
+	// maxArgon2Lanes bounds argon2's parallelism p at what Kratos can
+	// write (a uint8): Kratos's default is 2 × the CPUs of the host that
+	// made the hash, so hashes from big hosts carry large p, and importing
+	// them unchanged is the point. p does not change the total work
+	// (blocks × passes, bounded above); x/crypto runs each lane as a
+	// goroutine, but the Go scheduler still runs at most GOMAXPROCS of them
+	// at once, so a large p spreads one comparison over the cores the
+	// process has, for the same bounded total, and adds p small stacks.
+	maxArgon2Lanes = 255
 	// maxBcryptCost: each step doubles the time; cost 10 takes 60 ms, so
 	// cost 16 takes about 4 s, and cost 31 (bcrypt's own limit) would take
 	// days. bcrypt's state is 4 KiB whatever the cost.
