@@ -70,8 +70,12 @@ type GraphQLLimits struct {
 	MaxRootFields int `yaml:"max_root_fields"`
 	// MaxDirectives caps the directives at any one location.
 	MaxDirectives int `yaml:"max_directives"`
-	// MaxVariables caps the variables an operation declares.
+	// MaxVariables caps the variables an operation declares, and those a
+	// request sends.
 	MaxVariables int `yaml:"max_variables"`
+	// MaxFragments caps the fragment definitions of one document: the
+	// validator compares the fragments spread in a selection set pairwise.
+	MaxFragments int `yaml:"max_fragments"`
 	// CPUBudget is how long the checks on one document may run before it
 	// is refused.
 	CPUBudget Duration `yaml:"cpu_budget"`
@@ -252,6 +256,7 @@ func defaultConfig() Config {
 			MaxRootFields:     20,
 			MaxDirectives:     5,
 			MaxVariables:      50,
+			MaxFragments:      100,
 			CPUBudget:         Duration(100 * time.Millisecond),
 		}},
 		Selfservice: SelfserviceConfig{Flows: FlowsConfig{
@@ -538,6 +543,7 @@ func (l GraphQLLimits) validate() error {
 		{"max_root_fields", int64(l.MaxRootFields), 1},
 		{"max_directives", int64(l.MaxDirectives), 0},
 		{"max_variables", int64(l.MaxVariables), 0},
+		{"max_fragments", int64(l.MaxFragments), 0},
 	} {
 		if f.v < f.min {
 			return fmt.Errorf("config: graphql.limits.%s: %d is too small (at least %d)", f.key, f.v, f.min)

@@ -260,7 +260,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 			MaxDepth: l.MaxDepth, MaxComplexity: l.MaxComplexity, MaxFields: l.MaxFields,
 			MaxAliases: l.MaxAliases, AdminMaxAliases: l.AdminMaxAliases,
 			MaxRootFields: l.MaxRootFields, MaxDirectives: l.MaxDirectives, MaxVariables: l.MaxVariables,
-			CPUBudget: time.Duration(l.CPUBudget),
+			MaxFragments: l.MaxFragments,
+			CPUBudget:    time.Duration(l.CPUBudget),
 		},
 		Logger: log,
 	})

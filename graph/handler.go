@@ -1,17 +1,23 @@
 package graph
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/identityd/identityd/model"
 )
 
 // HandlerConfig tunes the GraphQL endpoint.
@@ -21,26 +27,66 @@ type HandlerConfig struct {
 	Logger        *slog.Logger
 }
 
-// Limits bound the work one request can ask for (config graphql.limits.*):
-// see the config's GraphQLLimits for each. The Admin ones apply to callers
-// with a valid admin key.
+// Limits bound the work one request can ask for (config graphql.limits.*;
+// see the config's GraphQLLimits for each). The Admin ones apply to callers
+// with a valid admin key, which the Auth middleware in front has checked.
 type Limits struct {
+	// MaxBodyBytes and AdminMaxBodyBytes cap the request body. An admin's
+	// import of many identities fits the larger one because the
+	// identities travel as a variable (JSON, which only the body limit
+	// bounds and which gqlgen decodes in one linear pass), not as literals
+	// in the query text, where every brace, name and value is a token
+	// counted against AdminMaxTokens and walked by the parser, the
+	// validator and our checks.
 	MaxBodyBytes, AdminMaxBodyBytes int64
-	MaxTokens, AdminMaxTokens       int
-	MaxDepth                        int
-	MaxComplexity                   int
-	MaxFields                       int
-	MaxAliases, AdminMaxAliases     int
-	MaxRootFields                   int
-	MaxDirectives                   int
-	MaxVariables                    int
-	CPUBudget                       time.Duration
+	// MaxTokens and AdminMaxTokens cap the lexer tokens of the query.
+	MaxTokens, AdminMaxTokens int
+	MaxDepth                  int
+	MaxComplexity             int
+	// MaxFields caps the fields of the whole document with every fragment
+	// expanded (every spread counted), which bounds both execution and
+	// gqlparser's pairwise comparison of same-named fields.
+	MaxFields                   int
+	MaxAliases, AdminMaxAliases int
+	MaxRootFields               int
+	MaxDirectives               int
+	MaxVariables                int
+	// MaxFragments caps the fragment definitions of a document: gqlparser
+	// compares the fragments spread in one selection set pairwise.
+	MaxFragments int
+	// CPUBudget is how long our checks of one request may run.
+	CPUBudget time.Duration
 }
 
+// body is the caller's body limit and its config key.
+func (l Limits) body(admin bool) (int64, string) {
+	if admin {
+		return l.AdminMaxBodyBytes, "admin_max_body_bytes"
+	}
+	return l.MaxBodyBytes, "max_body_bytes"
+}
+
+// registerLimitCodes tells gqlgen that our refusals are protocol errors, so
+// that its GET transport, like our POST one, answers them with a 4xx.
+var registerLimitCodes sync.Once
+
 // NewHandler builds the /graphql endpoint: POST (and GET for queries only),
-// a parsed-query cache, depth, literal and complexity guards, and an error
-// presenter and recover func that never show internals to a client.
+// a parsed-query cache, the request limits, the CSRF check for cookie
+// sessions, and an error presenter and recover func that never show
+// internals to a client. It expects the Auth middleware in front, which
+// says whether the caller is an admin.
+//
+// The limits run in this order, each before the work it bounds: the body
+// limit as the body is read; the token count and the document checks
+// (docLimits) before gqlgen parses and validates; the complexity limit
+// after validation (it needs the schema's types), on a document whose size
+// is bounded by then.
 func NewHandler(r *Resolver, cfg HandlerConfig) http.Handler {
+	registerLimitCodes.Do(func() {
+		for _, c := range limitCodes {
+			errcode.RegisterErrorType(c, errcode.KindProtocol)
+		}
+	})
 	es := NewExecutableSchema(Config{
 		Resolvers:  r,
 		Directives: DirectiveRoot{Access: access},
@@ -49,27 +95,36 @@ func NewHandler(r *Resolver, cfg HandlerConfig) http.Handler {
 	srv.AddTransport(getTransport{})
 	srv.AddTransport(postTransport{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	// docLimits has counted the tokens against the caller's own limit
+	// before gqlgen parses; gqlgen's limit is only a backstop.
+	srv.SetParserTokenLimit(max(cfg.Limits.MaxTokens, cfg.Limits.AdminMaxTokens))
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	}
-	// The guard must run before the complexity limit: computing complexity
-	// reads argument values, which is where a bad literal would panic.
-	srv.Use(queryGuard{maxDepth: cfg.Limits.MaxDepth})
-	srv.Use(extension.FixedComplexityLimit(cfg.Limits.MaxComplexity))
+	srv.Use(newDocLimits(cfg.Limits))
+	srv.Use(csrfGuard{})
+	srv.Use(&complexityLimit{limit: cfg.Limits.MaxComplexity, cpuBudget: cfg.Limits.CPUBudget})
 	srv.SetErrorPresenter(errorPresenter(cfg.Logger))
 	srv.SetRecoverFunc(recoverFunc(cfg.Logger))
 
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.ContentLength > cfg.Limits.AdminMaxBodyBytes {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			fmt.Fprintf(w, `{"errors":[{"message":"the request body is larger than %d bytes","extensions":{"code":"BAD_USER_INPUT"}}]}`, cfg.Limits.AdminMaxBodyBytes)
+		limit, key := cfg.Limits.body(model.CallerFromContext(req.Context()).Admin)
+		if req.ContentLength > limit {
+			w.Header().Set("Content-Type", contentTypeJSON)
+			writeBodyTooLarge(w, limit, key)
 			return
 		}
-		// A body without a length is cut off at the limit all the same.
-		req.Body = http.MaxBytesReader(w, req.Body, cfg.Limits.AdminMaxBodyBytes)
+		// A body without a length is cut off at the limit all the same
+		// (postTransport answers 413 then too).
+		req.Body = http.MaxBytesReader(w, req.Body, limit)
 		srv.ServeHTTP(w, req)
 	})
+}
+
+// writeBodyTooLarge answers 413 naming the limit and its config key.
+func writeBodyTooLarge(w http.ResponseWriter, limit int64, key string) {
+	w.WriteHeader(http.StatusRequestEntityTooLarge)
+	fmt.Fprintf(w, `{"errors":[{"message":"the request body is larger than graphql.limits.%s (%d bytes)","extensions":{"code":"%s"}}],"data":null}`, key, limit, codeTooLarge)
 }
 
 // getTransport is gqlgen's GET transport with one change: a mutation sent
@@ -78,7 +133,16 @@ func NewHandler(r *Resolver, cfg HandlerConfig) http.Handler {
 type getTransport struct{ transport.GET }
 
 func (t getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	t.GET.Do(&methodNotAllowedWriter{ResponseWriter: w}, r, exec)
+	t.GET.Do(&methodNotAllowedWriter{ResponseWriter: w}, r, boundedExecutor{exec})
+}
+
+// boundedExecutor answers a refused request with at most maxErrors errors,
+// for gqlgen's GET transport (postTransport bounds them itself).
+type boundedExecutor struct{ graphql.GraphExecutor }
+
+func (e boundedExecutor) CreateOperationContext(ctx context.Context, params *graphql.RawParams) (*graphql.OperationContext, gqlerror.List) {
+	rc, errs := e.GraphExecutor.CreateOperationContext(ctx, params)
+	return rc, boundErrors(errs)
 }
 
 type methodNotAllowedWriter struct{ http.ResponseWriter }

@@ -3,6 +3,7 @@ package graph
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/identityd/identityd/model"
 )
 
 const (
@@ -49,6 +52,11 @@ func (postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	start := graphql.Now()
 
 	body, err := io.ReadAll(r.Body)
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		_, key := Limits{}.body(model.CallerFromContext(ctx).Admin)
+		writeBodyTooLarge(w, mbe.Limit, key)
+		return
+	}
 	if err != nil {
 		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{gqlerror.Errorf("could not read request body: %+v", err)}))
 		return
@@ -66,12 +74,30 @@ func (postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 
 	rc, opErr := exec.CreateOperationContext(ctx, params)
 	if opErr != nil {
+		opErr = boundErrors(opErr)
 		w.WriteHeader(statusFor(contentType, opErr))
 		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, rc), opErr))
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, rc)
 	writeResponse(w, responses(ctx))
+}
+
+// maxErrors is the most errors a refused request is answered with. The
+// validator reports every problem it finds, and a document can be written to
+// have one per token (thousands, each a line of JSON), turning a small
+// request into a large answer.
+const maxErrors = 50
+
+// boundErrors keeps the first maxErrors errors and says how many more there
+// were.
+func boundErrors(errs gqlerror.List) gqlerror.List {
+	if len(errs) <= maxErrors {
+		return errs
+	}
+	more := gqlerror.Errorf("and %s more errors", num(len(errs)-maxErrors))
+	more.Extensions = errs[0].Extensions // the same kind, so the same status
+	return append(errs[:maxErrors:maxErrors], more)
 }
 
 // responseContentType picks the answer's media type from Accept as gqlgen's
