@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -50,7 +51,9 @@ func main() {
 // run is the whole program, testable in process: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	// A first argument that is a word, or a top-level flag such as
+	// --version, names the command; other flags belong to serve.
+	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || topLevelFlags[args[0]]) {
 		cmd, args = args[0], args[1:]
 	}
 	var err error
@@ -59,35 +62,50 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cmdServe(ctx, args, stdout, stderr, getenv)
 	case "migrate":
 		err = cmdMigrate(ctx, args, stdout, getenv)
-	case "version":
+	case "version", "--version", "-version", "-v":
 		fmt.Fprintf(stdout, "identityd %s\n", version)
 	case "healthcheck":
-		err = cmdHealthcheck(ctx, args)
-	case "help", "-h", "--help":
+		err = cmdHealthcheck(ctx, args, stdout)
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
 		err = fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // the flag package printed the command's help
+	}
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "identityd: %v\n", err)
-		}
+		fmt.Fprintf(stderr, "identityd: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
+var topLevelFlags = map[string]bool{"--version": true, "-version": true, "-v": true, "--help": true, "-help": true, "-h": true}
+
 const usage = `usage:
   identityd [serve] [--config FILE]          serve the GraphQL API
-  identityd migrate up|down|status [--config FILE]
-  identityd version
+  identityd migrate up|status [--config FILE]
+  identityd migrate down [--steps N | --all] [--yes] [--config FILE]
+                                             roll back the newest migration (or N, or all);
+                                             asks first, or needs --yes without a terminal:
+                                             what a migration made is dropped with its data
+  identityd version | --version
+  identityd SUBCOMMAND --help                the subcommand's flags
+  (-c FILE is short for --config FILE)
   identityd healthcheck [--url URL]          exit 0 when the server is ready
 `
 
-// configFlag parses --config (default: env CONFIG) and loads the config.
-func configFlag(name string, args []string, getenv func(string) string) (Config, []string, error) {
+// configFlag parses --config (or -c, as Kratos users type it; default: env
+// CONFIG) and any flags more adds, then loads the config.
+func configFlag(name string, args []string, stdout io.Writer, getenv func(string) string, more ...func(*flag.FlagSet)) (Config, []string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stdout) // --help is an answer, not an error
 	path := fs.String("config", getenv("CONFIG"), "YAML config file (env CONFIG)")
+	fs.StringVar(path, "c", getenv("CONFIG"), "shorthand for --config")
+	for _, f := range more {
+		f(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, nil, err
 	}
@@ -114,7 +132,7 @@ func dataDir(dsn string) string {
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	cfg, rest, err := configFlag("serve", args, getenv)
+	cfg, rest, err := configFlag("serve", args, stdout, getenv)
 	if err != nil {
 		return err
 	}
@@ -383,12 +401,36 @@ func cmdMigrate(ctx context.Context, args []string, stdout io.Writer, getenv fun
 		return errors.New("migrate: say up, down or status")
 	}
 	dir := args[0]
-	cfg, rest, err := configFlag("migrate", args[1:], getenv)
+	var (
+		steps = 1
+		all   bool
+		yes   bool
+	)
+	down := func(fs *flag.FlagSet) {
+		if dir != "down" {
+			return
+		}
+		fs.IntVar(&steps, "steps", 1, "roll back this many migrations, newest first")
+		fs.BoolVar(&all, "all", false, "roll back every migration: drops every table and all data")
+		fs.BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	}
+	cfg, rest, err := configFlag("migrate", args[1:], stdout, getenv, down)
 	if err != nil {
 		return err
 	}
 	if len(rest) > 0 {
 		return fmt.Errorf("migrate: unexpected arguments %q", rest)
+	}
+	if dir == "down" {
+		if steps < 1 {
+			return fmt.Errorf("migrate down: --steps must be at least 1 (or say --all)")
+		}
+		if all {
+			steps = 0
+		}
+		if err := confirmDown(cfg.DSN, steps, yes, stdout); err != nil {
+			return err
+		}
 	}
 	store, err := db.Open(ctx, cfg.DSN)
 	if err != nil {
@@ -408,7 +450,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout io.Writer, getenv fun
 			fmt.Fprintf(stdout, "applied %s\n", n)
 		}
 	case "down":
-		rolled, err := store.MigrateDown(ctx)
+		rolled, err := store.MigrateDown(ctx, steps)
 		if err != nil {
 			return err
 		}
@@ -436,8 +478,42 @@ func cmdMigrate(ctx context.Context, args []string, stdout io.Writer, getenv fun
 	return nil
 }
 
-func cmdHealthcheck(ctx context.Context, args []string) error {
+// terminal is standard input, and whether it is a terminal someone can answer
+// a question on; tests replace it.
+var terminal = func() (io.Reader, bool) {
+	st, err := os.Stdin.Stat()
+	return os.Stdin, err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// confirmDown asks before a rollback, which destroys data: the tables a
+// migration made go with it. Without a terminal to ask on, only --yes lets
+// it go ahead.
+func confirmDown(dsn string, steps int, yes bool, stdout io.Writer) error {
+	if yes {
+		return nil
+	}
+	what := "the newest migration"
+	switch {
+	case steps == 0:
+		what = "EVERY migration: every table and all identities, credentials and sessions are dropped"
+	case steps > 1:
+		what = fmt.Sprintf("the %d newest migrations", steps)
+	}
+	in, ok := terminal()
+	if !ok {
+		return fmt.Errorf("migrate down rolls back %s, and the data in what it drops is lost; add --yes to go ahead (no terminal to ask on)", what)
+	}
+	fmt.Fprintf(stdout, "Roll back %s on %s? Data in what is dropped is lost. Type yes to go ahead: ", what, db.RedactDSN(dsn))
+	answer, _ := bufio.NewReader(in).ReadString('\n')
+	if strings.TrimSpace(answer) != "yes" {
+		return errors.New("migrate down: not confirmed; nothing was rolled back")
+	}
+	return nil
+}
+
+func cmdHealthcheck(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stdout)
 	url := fs.String("url", "http://127.0.0.1:4455/health/ready", "readiness URL")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -53,8 +53,12 @@ func (db *DB) MigrateUp(ctx context.Context) ([]string, error) {
 	return names(group), nil
 }
 
-// MigrateDown rolls back the last applied group of migrations.
-func (db *DB) MigrateDown(ctx context.Context) ([]string, error) {
+// MigrateDown rolls back the last steps applied migrations, newest first
+// (all of them when steps is 0 or less), holding the migration lock. Each
+// runs its down SQL (in a transaction where the file says so) and is then
+// marked unapplied, so a failure leaves the ones before it rolled back and
+// the failing one still applied. It returns the names rolled back.
+func (db *DB) MigrateDown(ctx context.Context, steps int) ([]string, error) {
 	m, err := db.migrator()
 	if err != nil {
 		return nil, err
@@ -66,11 +70,28 @@ func (db *DB) MigrateDown(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("migrate: lock: %w", err)
 	}
 	defer m.Unlock(ctx) //nolint:errcheck
-	group, err := m.Rollback(ctx)
+	all, err := m.MigrationsWithStatus(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("migrate down: %w", err)
+		return nil, fmt.Errorf("migration status: %w", err)
 	}
-	return names(group), nil
+	applied := all.Applied() // newest first
+	if steps > 0 && steps < len(applied) {
+		applied = applied[:steps]
+	}
+	var done []string
+	for i := range applied {
+		mig := &applied[i]
+		if mig.Down != nil {
+			if err := mig.Down(ctx, m, mig); err != nil {
+				return done, fmt.Errorf("migrate down: %s: %w", mig.Name, err)
+			}
+		}
+		if err := m.MarkUnapplied(ctx, mig); err != nil {
+			return done, fmt.Errorf("migrate down: %s: %w", mig.Name, err)
+		}
+		done = append(done, mig.Name)
+	}
+	return done, nil
 }
 
 // Migrations lists every migration and whether it is applied.

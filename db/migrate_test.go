@@ -53,9 +53,24 @@ func TestMigrationsFromZero(t *testing.T) {
 			}
 		}
 
-		rolled, err := store.MigrateDown(ctx)
+		// One step by default: only the newest migration.
+		one, err := store.MigrateDown(ctx, 1)
 		if err != nil {
-			t.Fatalf("down: %v", err)
+			t.Fatalf("down 1: %v", err)
+		}
+		if want := first[len(first)-1]; len(one) != 1 || one[0] != want {
+			t.Fatalf("down 1 rolled back %v, want [%s]", one, want)
+		}
+		if err := store.CheckMigrated(ctx); err == nil {
+			t.Fatal("after down 1, nothing is pending")
+		}
+		if again, err := store.MigrateUp(ctx); err != nil || !slices.Equal(again, one) {
+			t.Fatalf("up after down 1: applied %v, err %v; want %v", again, err, one)
+		}
+
+		rolled, err := store.MigrateDown(ctx, 0)
+		if err != nil {
+			t.Fatalf("down all: %v", err)
 		}
 		slices.Sort(rolled)
 		slices.Sort(first)

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/identityd/identityd/db/dbtest"
+)
+
+// TestCLIHelpAndVersion: help and version answer on stdout or stderr and
+// exit 0, for the program and for each subcommand.
+func TestCLIHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"--version"}, {"version"}, {"serve", "--help"}, {"migrate", "down", "--help"}, {"healthcheck", "-h"}} {
+		var out, errOut strings.Builder
+		if code := run(context.Background(), args, &out, &errOut, envOf(nil)); code != 0 {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errOut.String())
+		}
+		if out.Len()+errOut.Len() == 0 {
+			t.Errorf("%v printed nothing", args)
+		}
+	}
+	var out strings.Builder
+	run(context.Background(), []string{"--version"}, &out, io.Discard, envOf(nil))
+	if !strings.HasPrefix(out.String(), "identityd ") {
+		t.Errorf("--version printed %q", out.String())
+	}
+}
+
+// TestMigrateDownIsSafe: down rolls back one migration by default, refuses
+// without --yes when nobody can be asked, and asks on a terminal.
+func TestMigrateDownIsSafe(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, dsn string) {
+		env := envOf(map[string]string{"DSN": dsn})
+		migrate := func(args ...string) (string, int) {
+			var out, errOut strings.Builder
+			code := run(context.Background(), append([]string{"migrate"}, args...), &out, &errOut, env)
+			return out.String() + errOut.String(), code
+		}
+		if out, code := migrate("up"); code != 0 {
+			t.Fatalf("up: %s", out)
+		}
+		pending := func() int {
+			out, _ := migrate("status")
+			return strings.Count(out, "pending")
+		}
+
+		old := terminal
+		t.Cleanup(func() { terminal = old })
+		terminal = func() (io.Reader, bool) { return strings.NewReader(""), false }
+		if out, code := migrate("down"); code == 0 || !strings.Contains(out, "--yes") || pending() != 0 {
+			t.Fatalf("down without --yes and no terminal: exit %d, %q, %d pending; want a refusal naming --yes and nothing rolled back", code, out, pending())
+		}
+
+		terminal = func() (io.Reader, bool) { return strings.NewReader("no\n"), true }
+		if out, code := migrate("down"); code == 0 || !strings.Contains(out, "Type yes") || pending() != 0 {
+			t.Fatalf("down answered no: exit %d, %q, %d pending", code, out, pending())
+		}
+		terminal = func() (io.Reader, bool) { return strings.NewReader("yes\n"), true }
+		if out, code := migrate("down"); code != 0 || strings.Count(out, "rolled back") != 1 || pending() != 1 {
+			t.Fatalf("down answered yes: exit %d, %q, %d pending; want one migration rolled back", code, out, pending())
+		}
+		if out, code := migrate("up"); code != 0 {
+			t.Fatalf("up: %s", out)
+		}
+		if out, code := migrate("down", "--steps", "2", "--yes"); code != 0 || strings.Count(out, "rolled back") != 2 || pending() != 2 {
+			t.Fatalf("down --steps 2 --yes: exit %d, %q, %d pending", code, out, pending())
+		}
+		if out, code := migrate("up"); code != 0 {
+			t.Fatalf("up: %s", out)
+		}
+		if out, code := migrate("down", "--all", "-c", "", "--yes"); code != 0 || !strings.Contains(out, "rolled back") {
+			t.Fatalf("down --all --yes: exit %d, %q", code, out)
+		}
+		if out, _ := migrate("status"); strings.Contains(out, "applied") {
+			t.Fatalf("after down --all: %s", out)
+		}
+	})
+}
