@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/identityd/identityd/db"
 )
 
 // adminKeyFile is where a generated admin key is kept between starts.
@@ -45,8 +47,8 @@ func resolveAdminKeys(configured []string, address, dataDir string) (keys []stri
 		return nil, false, err
 	}
 	key := "idadm_" + base64.RawURLEncoding.EncodeToString(raw[:])
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, false, fmt.Errorf("create data folder: %w", err)
+	if err := db.MakeDataDir(dataDir); err != nil {
+		return nil, false, err
 	}
 	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
 		return nil, false, fmt.Errorf("write admin key: %w", err)

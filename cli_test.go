@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -77,4 +79,24 @@ func TestMigrateDownIsSafe(t *testing.T) {
 			t.Fatalf("after down --all: %s", out)
 		}
 	})
+}
+
+// TestSQLiteFolderIsNotCreatedDeep: a SQLite file in a folder whose parent
+// does not exist is refused, naming the folder; only a missing last level
+// (./data in a fresh clone) is made.
+func TestSQLiteFolderIsNotCreatedDeep(t *testing.T) {
+	base := t.TempDir()
+	deep := filepath.Join(base, "no", "such", "dir", "x.db")
+	var out, errOut strings.Builder
+	code := run(context.Background(), []string{"migrate", "up"}, &out, &errOut, envOf(map[string]string{"DSN": "sqlite://" + deep}))
+	if code == 0 || !strings.Contains(errOut.String(), filepath.Join(base, "no", "such")) {
+		t.Fatalf("exit %d, %q: want a refusal naming the missing folder", code, errOut.String())
+	}
+	if _, err := os.Stat(filepath.Join(base, "no")); err == nil {
+		t.Fatalf("a folder was created under %s", base)
+	}
+	shallow := filepath.Join(base, "data", "x.db")
+	if code := run(context.Background(), []string{"migrate", "up"}, &out, &errOut, envOf(map[string]string{"DSN": "sqlite://" + shallow})); code != 0 {
+		t.Fatalf("a missing last level: exit %d, %q", code, errOut.String())
+	}
 }

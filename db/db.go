@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -160,10 +161,8 @@ func openSQLite(file string) (*DB, error) {
 	if memory {
 		dsn = "file::memory:?" + params.Encode()
 	} else {
-		if dir := filepath.Dir(file); dir != "" {
-			if err := os.MkdirAll(dir, 0o700); err != nil {
-				return nil, fmt.Errorf("create database folder: %w", err)
-			}
+		if err := MakeDataDir(filepath.Dir(file)); err != nil {
+			return nil, err
 		}
 		dsn = "file:" + file + "?" + params.Encode()
 	}
@@ -204,4 +203,29 @@ func (db *DB) Close() error {
 	}
 	db.stmts.close()
 	return db.bun.Close()
+}
+
+// MakeDataDir makes dir, the folder of the SQLite file and of local state,
+// when it is missing but its parent exists: `go run .` then works in a fresh
+// clone (./data). It makes no more than that last level, so a typo in a DSN
+// (sqlite:///nonexistent/dir/x.db) is an error that names the folder, not a
+// tree of folders created wherever the process may write.
+func MakeDataDir(dir string) error {
+	if dir == "" || dir == "." {
+		return nil
+	}
+	if st, err := os.Stat(dir); err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("dsn: %s is not a folder", dir)
+		}
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if st, err := os.Stat(parent); err != nil || !st.IsDir() {
+		return fmt.Errorf("dsn: the folder %s does not exist; create it first or choose another path (only its last level, %s, is made)", parent, filepath.Base(dir))
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("dsn: create the folder %s: %w", dir, err)
+	}
+	return nil
 }
