@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -295,16 +297,139 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 			return cfg, fmt.Errorf("config: %w", err)
 		}
 		defer f.Close()
-		dec := yaml.NewDecoder(f)
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-			return cfg, fmt.Errorf("config %s: %w", path, err)
+		var doc yaml.Node
+		if err := yaml.NewDecoder(f).Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config %s: not valid YAML: %w", path, err)
+		}
+		if len(doc.Content) > 0 {
+			if err := decodeYAML(doc.Content[0], reflect.ValueOf(&cfg).Elem(), nil); err != nil {
+				return cfg, fmt.Errorf("config %s: %w", path, err)
+			}
 		}
 	}
 	if err := applyEnv(reflect.ValueOf(&cfg).Elem(), nil, getenv); err != nil {
 		return cfg, err
 	}
 	return cfg, cfg.validate()
+}
+
+// decodeYAML sets v from n key by key, so that every error names the key
+// path and the line, says what form the key takes, and, for a key that does
+// not exist, suggests the nearest one that does. yaml.v3's own errors name Go
+// types (main.ServeConfig, []schemas.Source), which mean nothing to an
+// operator.
+func decodeYAML(n *yaml.Node, v reflect.Value, path []string) error {
+	key := strings.Join(path, ".")
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if v.Kind() == reflect.Struct && v.Type() != reflect.TypeOf(Duration(0)) {
+		if n.Kind != yaml.MappingNode {
+			if n.Tag == "!!null" {
+				return nil
+			}
+			where := key
+			if where == "" {
+				where = "the top level"
+			}
+			return fmt.Errorf("line %d: %s: expected %s", n.Line, where, describeType(v.Type()))
+		}
+		fields := yamlFields(v.Type())
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			idx, ok := fields[k.Value]
+			p := append(path[:len(path):len(path)], k.Value)
+			if !ok {
+				msg := fmt.Sprintf("line %d: unknown key %s", k.Line, strings.Join(p, "."))
+				if near := nearestKey(k.Value, fields); near != "" {
+					msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(append(p[:len(p)-1:len(p)-1], near), "."))
+				}
+				return errors.New(msg)
+			}
+			if err := decodeYAML(val, v.Field(idx), p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// A leaf: a scalar, or a list or object decoded whole. The decode goes
+	// into a fresh value, so a refused one leaves the default in place.
+	ptr := reflect.New(v.Type())
+	if err := n.Decode(ptr.Interface()); err != nil {
+		var why string
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			why = ": " + err.Error() // our own types' messages (Duration) are plain
+		}
+		return fmt.Errorf("line %d: %s: expected %s%s", n.Line, key, describeType(v.Type()), why)
+	}
+	v.Set(ptr.Elem())
+	return nil
+}
+
+// yamlFields maps a struct's yaml keys to field indexes.
+func yamlFields(t reflect.Type) map[string]int {
+	out := map[string]int{}
+	for i := range t.NumField() {
+		if k := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; k != "" && k != "-" {
+			out[k] = i
+		}
+	}
+	return out
+}
+
+// nearestKey is the known key closest to k by edit distance, when it is
+// close enough to be a typo (at most a third of its length away).
+func nearestKey(k string, known map[string]int) string {
+	best, bestD := "", len(k)/3+1
+	for name := range known {
+		if d := editDistance(k, name); d < bestD || (d == bestD && best != "" && name < best) {
+			best, bestD = name, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	row := make([]int, len(b)+1)
+	for j := range row {
+		row[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		diag := row[0]
+		row[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			diag, row[j] = row[j], min(row[j]+1, row[j-1]+1, diag+cost)
+		}
+	}
+	return row[len(b)]
+}
+
+// describeType says in words what form a config value of type t takes.
+func describeType(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeOf(Duration(0)):
+		return "a duration such as 24h, 90m or 30s"
+	case t.Kind() == reflect.String:
+		return "a string"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
+		return "an integer"
+	case t.Kind() >= reflect.Uint && t.Kind() <= reflect.Uint64:
+		return "a non-negative integer"
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+		return "a list of objects with the keys " + strings.Join(slices.Sorted(maps.Keys(yamlFields(t.Elem()))), ", ")
+	case t.Kind() == reflect.Slice:
+		return "a list of " + strings.TrimPrefix(strings.TrimPrefix(describeType(t.Elem()), "a "), "an ") + "s"
+	case t.Kind() == reflect.Struct:
+		return "an object with the keys " + strings.Join(slices.Sorted(maps.Keys(yamlFields(t))), ", ")
+	}
+	return t.Kind().String()
 }
 
 // applyEnv walks the config by its yaml keys and sets each leaf whose
@@ -332,7 +457,7 @@ func applyEnv(v reflect.Value, path []string, getenv func(string) string) error 
 			continue
 		}
 		if err := setFromEnv(fv, raw); err != nil {
-			return fmt.Errorf("config: %s (env %s): %w", strings.Join(p, "."), name, err)
+			return fmt.Errorf("config: %s (env %s): %w; expected %s", strings.Join(p, "."), name, err, describeType(fv.Type()))
 		}
 	}
 	return nil
@@ -385,7 +510,11 @@ func setFromEnv(fv reflect.Value, raw string) error {
 		dec := json.NewDecoder(strings.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(ptr.Interface()); err != nil {
-			return fmt.Errorf("not valid JSON for this key: %w", err)
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				return fmt.Errorf("%s is not valid for this key", raw)
+			}
+			return fmt.Errorf("not valid JSON for this key (%s)", strings.TrimPrefix(err.Error(), "json: "))
 		}
 		fv.Set(ptr.Elem())
 	}

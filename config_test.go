@@ -105,7 +105,11 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"", map[string]string{"LOG_LEVEL": "loud"}, "log.level"},
 		{"", map[string]string{"SESSION_COOKIE_SAME_SITE": "none"}, "session.cookie.same_site"},
 		{"", map[string]string{"SESSION_COOKIE_ALLOWED_ORIGINS": "app.example.com"}, "session.cookie.allowed_origins[0]"},
-		{"serve:\n  adress: x\n", nil, "adress"},
+		{"serve:\n  adress: x\n", nil, "unknown key serve.adress (did you mean serve.address?)"},
+		{"session:\n  lifespan: 24\n", nil, "line 2: session.lifespan: expected a duration such as 24h"},
+		{"identity:\n  schemas: {id: a, url: preset://email}\n", nil, "identity.schemas: expected a list of objects with the keys id, url"},
+		{"serve: 5\n", nil, "line 1: serve: expected an object with the keys"},
+		{"serve:\n  cors:\n    enabled: maybe\n", nil, "serve.cors.enabled: expected true or false"},
 		{"session:\n  lifespan: forever\n", nil, "forever"},
 	}
 	for _, tc := range tests {
@@ -119,6 +123,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		_, err := loadConfig(path, envOf(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("yaml %q env %v: err %v, want one naming %q", tc.yaml, tc.env, err, tc.want)
+		}
+		// Go's names for types are no help to an operator.
+		if err != nil && (strings.Contains(err.Error(), "main.") || strings.Contains(err.Error(), "schemas.Source") || strings.Contains(err.Error(), "Go value")) {
+			t.Errorf("yaml %q env %v: %v shows Go internals", tc.yaml, tc.env, err)
 		}
 	}
 }
