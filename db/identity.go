@@ -34,6 +34,9 @@ type IdentityWrite struct {
 	OIDC                []OIDCProvider
 	VerifiableAddresses []Address
 	RecoveryAddresses   []Address
+	// EndSessions ends every session of the identity in the same
+	// transaction (an admin password reset): UpdateIdentity only.
+	EndSessions bool
 }
 
 // Identifier is one normalised credential identifier and the input path it
@@ -232,9 +235,10 @@ func (db *DB) UpdateIdentity(ctx context.Context, id uuid.UUID, change func(cur 
 			Exec(ctx); err != nil {
 			return err
 		}
-		if cur.State == model.IdentityStateActive && w.Identity.State == model.IdentityStateInactive {
+		if w.EndSessions || (cur.State == model.IdentityStateActive && w.Identity.State == model.IdentityStateInactive) {
 			// A disabled identity loses its sessions at once, and for good:
-			// enabling it again does not bring them back.
+			// enabling it again does not bring them back. So does one whose
+			// password an admin reset: whoever held it is signed out.
 			if _, err := revokeSessions(ctx, tx, id, uuid.Nil, w.Identity.UpdatedAt); err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -30,6 +31,10 @@ func errorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			setCode(gerr, appErr.Code)
 			if appErr.Path != "" {
 				gerr.Extensions["field"] = appErr.Path
+			}
+			if appErr.RetryAfter > 0 {
+				// Whole seconds, rounded up: retrying on time must succeed.
+				gerr.Extensions["retryAfterSeconds"] = int((appErr.RetryAfter + time.Second - 1) / time.Second)
 			}
 			return gerr
 		}

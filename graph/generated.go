@@ -6283,7 +6283,11 @@ func (ec *executionContext) unmarshalInputUpdateIdentityInput(ctx context.Contex
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"schemaId", "traits", "state", "metadataPublic", "metadataAdmin", "credentials"}
+	if _, present := asMap["revokeSessions"]; !present {
+		asMap["revokeSessions"] = true
+	}
+
+	fieldsInOrder := [...]string{"schemaId", "traits", "state", "metadataPublic", "metadataAdmin", "credentials", "revokeSessions"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -6332,6 +6336,13 @@ func (ec *executionContext) unmarshalInputUpdateIdentityInput(ctx context.Contex
 				return it, err
 			}
 			it.Credentials = data
+		case "revokeSessions":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("revokeSessions"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RevokeSessions = data
 		}
 	}
 	return it, nil

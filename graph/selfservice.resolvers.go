@@ -53,7 +53,7 @@ func (r *mutationResolver) ChangeMyPassword(ctx context.Context, input model.Cha
 	if err != nil {
 		return nil, err
 	}
-	ident, err := r.Sessions.ChangePassword(ctx, sess, &input)
+	ident, err := r.Sessions.ChangePassword(ctx, sess, &input, exchangeFrom(ctx).client())
 	return identityPayload(ident, err)
 }
 

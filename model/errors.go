@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // ErrorCode classifies an Error. The codes are part of the public API: they
@@ -20,6 +21,10 @@ const (
 	CodePasswordPolicy     ErrorCode = "PASSWORD_POLICY"
 	CodeNotFound           ErrorCode = "NOT_FOUND"
 	CodeInvalidPatch       ErrorCode = "INVALID_PATCH"
+	// CodeReauthenticationRequired refuses a change that needs a recent
+	// sign-in (a login identifier, an address), so that a stolen old session
+	// cannot take the account over.
+	CodeReauthenticationRequired ErrorCode = "REAUTHENTICATION_REQUIRED"
 )
 
 // Codes that clients see as top-level GraphQL errors (extensions.code).
@@ -40,6 +45,9 @@ type Error struct {
 	Code    ErrorCode
 	Message string
 	Path    string
+	// RetryAfter, when positive, says how long to wait before trying again
+	// (TOO_MANY_ATTEMPTS); clients see it as extensions.retryAfterSeconds.
+	RetryAfter time.Duration
 }
 
 // Error implements the error interface.

@@ -158,11 +158,19 @@ type UpdateIdentityInput struct {
 	MetadataAdmin  JSON           `json:"metadataAdmin,omitempty"`
 	// Credentials to set; the others stay as they are.
 	Credentials *CredentialsInput `json:"credentials,omitempty"`
+	// With `credentials.password` (a password reset): end every session of the
+	// identity in the same transaction, so that whoever held the account is
+	// signed out with the old password. True when absent; false keeps them.
+	// Ignored without `credentials.password`.
+	RevokeSessions *bool `json:"revokeSessions,omitempty"`
 }
 
 // A problem with the input of a mutation. `path` is a JSON pointer into the input, e.g. `/traits/email`.
 type UserError struct {
-	// VALIDATION_FAILED, SCHEMA_NOT_FOUND, IDENTIFIER_TAKEN, INVALID_CREDENTIALS, ACCOUNT_DISABLED, PASSWORD_POLICY, NOT_FOUND or INVALID_PATCH.
+	// VALIDATION_FAILED, SCHEMA_NOT_FOUND, IDENTIFIER_TAKEN, INVALID_CREDENTIALS,
+	// ACCOUNT_DISABLED, PASSWORD_POLICY, NOT_FOUND, INVALID_PATCH or
+	// REAUTHENTICATION_REQUIRED (a change that needs a recent sign-in: sign in
+	// again, then retry).
 	Code string `json:"code"`
 	// What is wrong, for a person to read.
 	Message string `json:"message"`

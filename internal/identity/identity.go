@@ -179,8 +179,9 @@ func (s *Service) passwordSecret(ctx context.Context, p *model.PasswordCredentia
 }
 
 // Update replaces an identity's traits, state, schema and metadata, and sets
-// the credentials given. It returns the identity as stored, with every
-// relation.
+// the credentials given; setting a password ends the identity's sessions in
+// the same transaction unless in.RevokeSessions is false. It returns the
+// identity as stored, with every relation.
 func (s *Service) Update(ctx context.Context, id uuid.UUID, in *model.UpdateIdentityInput) (*model.Identity, error) {
 	return s.store.UpdateIdentity(ctx, id, func(cur *model.Identity) (*db.IdentityWrite, error) {
 		next := *cur
@@ -193,7 +194,15 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in *model.UpdateIden
 		if in.State != nil {
 			next.State = *in.State
 		}
-		return s.prepareUpdate(ctx, cur, &next, in.Credentials)
+		w, err := s.prepareUpdate(ctx, cur, &next, in.Credentials)
+		if err != nil {
+			return nil, err
+		}
+		// A password reset signs out whoever holds the account (perhaps the
+		// reason for the reset), unless the admin keeps the sessions.
+		w.EndSessions = in.Credentials != nil && in.Credentials.Password != nil &&
+			(in.RevokeSessions == nil || *in.RevokeSessions)
+		return w, nil
 	})
 }
 

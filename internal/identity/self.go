@@ -2,13 +2,16 @@ package identity
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
 
 	"github.com/identityd/identityd/db"
 	"github.com/identityd/identityd/model"
+	"github.com/identityd/identityd/schemas"
 )
 
 // Register creates an identity for self-service sign-up: traits validated
@@ -25,26 +28,115 @@ func (s *Service) Register(ctx context.Context, schemaID *string, traits model.J
 }
 
 // UpdateTraits replaces the owner's traits, validated against their schema;
-// identifiers and addresses follow. Nothing else can change this way.
-func (s *Service) UpdateTraits(ctx context.Context, id uuid.UUID, traits model.JSON) (*model.Identity, error) {
+// identifiers and addresses follow. Nothing else can change this way. Unless
+// privileged (a recent sign-in), a change to any login identifier or any
+// verifiable or recovery address is refused with REAUTHENTICATION_REQUIRED,
+// one error per trait: those decide who can sign in and recover the
+// account, so an old session, perhaps stolen, must not change them. Other
+// traits may change either way; invalid traits are reported first.
+func (s *Service) UpdateTraits(ctx context.Context, id uuid.UUID, traits model.JSON, privileged bool) (*model.Identity, error) {
 	return s.store.UpdateIdentity(ctx, id, func(cur *model.Identity) (*db.IdentityWrite, error) {
 		next := *cur
 		next.Traits = traits
-		return s.prepareUpdate(ctx, cur, &next, nil)
+		w, err := s.prepareUpdate(ctx, cur, &next, nil)
+		if err != nil || privileged {
+			return w, err
+		}
+		if err := s.checkUnprivileged(cur, &next); err != nil {
+			return nil, err
+		}
+		return w, nil
 	})
 }
 
-// ChangePassword sets a new password for the owner. The current password
-// must be given and right unless recentLogin (a fresh sign-in) vouches for
-// the caller. When keepSession is not nil, every other session of the owner
-// ends in the same transaction.
-func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current *string, next string, recentLogin bool, keepSession *uuid.UUID) error {
+// checkUnprivileged compares what the schema derives from the old and the
+// new traits (both valid by now) and refuses any change of a login
+// identifier or an address, naming the traits that changed.
+func (s *Service) checkUnprivileged(cur, next *model.Identity) error {
+	oldSchema, err := s.schemas.Resolve(cur.SchemaID)
+	if err != nil {
+		return err
+	}
+	newSchema, err := s.schemas.Resolve(next.SchemaID)
+	if err != nil {
+		return err
+	}
+	before, err := oldSchema.Facts(json.RawMessage(cur.Traits))
+	if err != nil {
+		return fmt.Errorf("stored traits: %w", err)
+	}
+	after, err := newSchema.Facts(json.RawMessage(next.Traits))
+	if err != nil {
+		return err
+	}
+	paths := changedFactPaths(before, after)
+	if len(paths) == 0 {
+		return nil
+	}
+	errs := make(model.Errors, len(paths))
+	for i, p := range paths {
+		errs[i] = &model.Error{Code: model.CodeReauthenticationRequired, Path: p,
+			Message: "changing a login identifier or an address needs a recent sign-in: sign in again, then retry"}
+	}
+	return errs
+}
+
+// changedFactPaths returns, sorted, the trait paths of every identifier and
+// address that is in one of a and b but not the other. Values are compared
+// normalised, so a change of case or spacing is no change.
+func changedFactPaths(a, b schemas.Facts) []string {
+	type fact struct{ kind, channel, value string }
+	collect := func(f schemas.Facts) map[fact]string {
+		m := map[fact]string{}
+		for _, id := range f.Identifiers {
+			m[fact{"identifier", id.CredentialType, id.Value}] = id.Path
+		}
+		for _, ad := range f.VerifiableAddresses {
+			m[fact{"verifiable", ad.Via, ad.Value}] = ad.Path
+		}
+		for _, ad := range f.RecoveryAddresses {
+			m[fact{"recovery", ad.Via, ad.Value}] = ad.Path
+		}
+		return m
+	}
+	am, bm := collect(a), collect(b)
+	var paths []string
+	for _, pair := range [][2]map[fact]string{{am, bm}, {bm, am}} {
+		for f, p := range pair[0] {
+			if _, ok := pair[1][f]; !ok && !slices.Contains(paths, p) {
+				paths = append(paths, p)
+			}
+		}
+	}
+	slices.Sort(paths)
+	return paths
+}
+
+// ChangePassword sets a new password for the owner. The new password must
+// pass the policy first, before the current one is looked at, so that the
+// answer never tells whether a guess was right. The current password must
+// then be given and right unless recentLogin (a fresh sign-in) vouches for
+// the caller; beforeCompare runs right before it is compared (the throttle
+// charges the attempt there) and its error stops everything. When
+// keepSession is not nil, every other session of the owner ends in the same
+// transaction.
+func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current *string, next string, recentLogin bool, keepSession *uuid.UUID, beforeCompare func(context.Context) error) error {
 	cred, err := s.store.PasswordCredentialOf(ctx, id)
 	if err != nil {
 		return err
 	}
+	if err := s.policy.Check(next, cred.Identifiers); err != nil {
+		return repath(err, "/password", "/newPassword")
+	}
 	switch {
-	case current != nil && cred.Hash != "":
+	case current != nil:
+		if err := beforeCompare(ctx); err != nil {
+			return err
+		}
+		if cred.Hash == "" {
+			s.hasher.CompareDummy(ctx, *current)
+			return &model.Error{Code: model.CodeInvalidCredentials, Path: "/currentPassword", Message: "the current password is wrong"}
+		}
 		ok, err := s.hasher.Compare(ctx, *current, cred.Hash)
 		if err != nil {
 			return err
@@ -52,15 +144,9 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current *str
 		if !ok {
 			return &model.Error{Code: model.CodeInvalidCredentials, Path: "/currentPassword", Message: "the current password is wrong"}
 		}
-	case current != nil:
-		s.hasher.CompareDummy(ctx, *current)
-		return &model.Error{Code: model.CodeInvalidCredentials, Path: "/currentPassword", Message: "the current password is wrong"}
 	case !recentLogin:
 		return &model.Error{Code: model.CodeInvalidCredentials, Path: "/currentPassword",
 			Message: "give the current password, or sign in again to change it without"}
-	}
-	if err := s.policy.Check(next, cred.Identifiers); err != nil {
-		return repath(err, "/password", "/newPassword")
 	}
 	hash, err := s.hasher.Hash(ctx, next)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -28,9 +29,10 @@ type Config struct {
 	// Lifespan is how long a session lives.
 	Lifespan time.Duration
 	// PrivilegedFor is how long after signing in a session may change the
-	// password without giving the current one.
+	// password without giving the current one, or change a login identifier
+	// or an address at all.
 	PrivilegedFor time.Duration
-	// Throttle limits failed logins.
+	// Throttle limits password guessing (login, changeMyPassword).
 	Throttle ThrottleConfig
 }
 
@@ -48,6 +50,9 @@ type Service struct {
 func New(store *db.DB, identities *identity.Service, cfg Config, now func() time.Time, random io.Reader) *Service {
 	if cfg.PrivilegedFor == 0 {
 		cfg.PrivilegedFor = 15 * time.Minute
+	}
+	if cfg.Throttle == (ThrottleConfig{}) {
+		cfg.Throttle = DefaultThrottle()
 	}
 	return &Service{store: store, identities: identities, cfg: cfg, now: now, random: random}
 }
@@ -89,26 +94,31 @@ func (s *Service) Register(ctx context.Context, in *model.RegisterInput, c Clien
 	return s.issue(ctx, ident, c)
 }
 
-// Login checks an identifier and password and issues a session. Failures
-// are limited per identifier and per client address (see ThrottleConfig).
+// Login checks an identifier and password and issues a session. The
+// attempt is charged to the throttle before the password is compared, and
+// handed back unless the password was wrong (see ThrottleConfig).
 func (s *Service) Login(ctx context.Context, in *model.LoginInput, c Client) (*Issued, error) {
-	keys := s.throttleKeys(in.Identifier, c)
-	if err := s.checkThrottle(ctx, keys); err != nil {
+	keys := s.loginKeys(in.Identifier, c)
+	if err := s.reserve(ctx, keys); err != nil {
 		return nil, err
 	}
 	ident, err := s.identities.Authenticate(ctx, in.Identifier, in.Password)
-	if err != nil {
-		if model.ErrorCodeOf(err) == model.CodeInvalidCredentials {
-			if terr := s.recordFailure(ctx, keys); terr != nil {
-				return nil, terr
-			}
-		}
-		return nil, err
+	if model.ErrorCodeOf(err) == model.CodeInvalidCredentials {
+		return nil, err // a failed guess: it stays counted
 	}
-	if err := s.store.ClearLoginFailures(ctx, keys[0]); err != nil {
+	s.settleOrLog(ctx, keys)
+	if err != nil {
 		return nil, err
 	}
 	return s.issue(ctx, ident, c)
+}
+
+// settleOrLog hands a reserved attempt back. Failing to only leaves a count
+// too high for a while, so the request goes on and the failure is logged.
+func (s *Service) settleOrLog(ctx context.Context, keys throttleKeys) {
+	if err := s.settle(ctx, keys); err != nil {
+		slog.WarnContext(ctx, "throttle: handing an attempt back failed", "error", err)
+	}
 }
 
 // issue makes a session for ident.
@@ -148,20 +158,44 @@ func (s *Service) Logout(ctx context.Context, sess *model.Session) error {
 	return s.store.RevokeSession(ctx, sess.IdentityID, sess.ID, s.clock())
 }
 
-// UpdateTraits replaces the owner's traits.
+// UpdateTraits replaces the owner's traits. A change to a login identifier
+// or an address needs a privileged session (signed in within
+// Config.PrivilegedFor): they decide who can sign in and recover the
+// account, so an old session, perhaps stolen, must not change them.
 func (s *Service) UpdateTraits(ctx context.Context, sess *model.Session, traits model.JSON) (*model.Identity, error) {
-	return s.identities.UpdateTraits(ctx, sess.IdentityID, traits)
+	return s.identities.UpdateTraits(ctx, sess.IdentityID, traits, s.privileged(sess))
+}
+
+// privileged tells whether sess signed in recently enough for sensitive
+// changes.
+func (s *Service) privileged(sess *model.Session) bool {
+	return s.clock().Sub(sess.AuthenticatedAt) <= s.cfg.PrivilegedFor
 }
 
 // ChangePassword sets the owner's password and, when asked, ends every other
-// session of theirs.
-func (s *Service) ChangePassword(ctx context.Context, sess *model.Session, in *model.ChangePasswordInput) (*model.Identity, error) {
-	recent := s.clock().Sub(sess.AuthenticatedAt) <= s.cfg.PrivilegedFor
+// session of theirs. The new password must pass the policy before the
+// current one is looked at, so the answer never depends on whether a guess
+// was right; a current password given is throttled as a login is (keyed by
+// the identity, see ThrottleConfig), so a stolen session cannot guess it.
+func (s *Service) ChangePassword(ctx context.Context, sess *model.Session, in *model.ChangePasswordInput, c Client) (*model.Identity, error) {
 	var keep *uuid.UUID
 	if in.RevokeOtherSessions == nil || *in.RevokeOtherSessions {
 		keep = &sess.ID
 	}
-	if err := s.identities.ChangePassword(ctx, sess.IdentityID, in.CurrentPassword, in.NewPassword, recent, keep); err != nil {
+	keys := s.passwordChangeKeys(sess.IdentityID, c)
+	reserved := false
+	beforeCompare := func(ctx context.Context) error {
+		if err := s.reserve(ctx, keys); err != nil {
+			return err
+		}
+		reserved = true
+		return nil
+	}
+	err := s.identities.ChangePassword(ctx, sess.IdentityID, in.CurrentPassword, in.NewPassword, s.privileged(sess), keep, beforeCompare)
+	if reserved && model.ErrorCodeOf(err) != model.CodeInvalidCredentials {
+		s.settleOrLog(ctx, keys)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return s.identities.Get(ctx, sess.IdentityID)
