@@ -35,13 +35,20 @@ CREATE INDEX login_throttles_last_attempt_idx ON login_throttles (last_attempt_m
 CREATE FUNCTION identityd_throttle_reserve(p_keys BYTEA[], p_free INTEGER[], p_cap_ms BIGINT[], p_now_ms BIGINT, p_window_ms BIGINT)
 RETURNS BIGINT LANGUAGE plpgsql AS $$
 DECLARE
-    v_until BIGINT;
+    v_until  BIGINT;
+    v_locked BIGINT;
 BEGIN
-    -- A key seen for the first time needs a row to lock.
-    INSERT INTO login_throttles (key, attempts, last_attempt_ms)
-    SELECT k, 0, p_now_ms FROM unnest(p_keys) AS k ORDER BY k
-    ON CONFLICT (key) DO NOTHING;
-    PERFORM 1 FROM login_throttles WHERE key = ANY (p_keys) ORDER BY key FOR UPDATE;
+    -- A key seen for the first time needs a row to lock. A row pruned
+    -- between the insert and the lock is inserted again, or the attempt
+    -- would go uncounted on it.
+    FOR i IN 1..3 LOOP
+        INSERT INTO login_throttles (key, attempts, last_attempt_ms)
+        SELECT k, 0, p_now_ms FROM unnest(p_keys) AS k ORDER BY k
+        ON CONFLICT (key) DO NOTHING;
+        PERFORM 1 FROM login_throttles WHERE key = ANY (p_keys) ORDER BY key FOR UPDATE;
+        GET DIAGNOSTICS v_locked = ROW_COUNT;
+        EXIT WHEN v_locked >= cardinality(p_keys);
+    END LOOP;
     SELECT max(blocked_until_ms) INTO v_until FROM login_throttles WHERE key = ANY (p_keys);
     IF v_until > p_now_ms THEN
         RETURN v_until;
