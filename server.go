@@ -218,6 +218,8 @@ type app struct {
 	// adminHandler serves serve.admin_address, the only listener that
 	// accepts admin keys when it is set; nil otherwise.
 	adminHandler http.Handler
+	// stop ends the background loops.
+	stop context.CancelFunc
 	adminKeys    []string
 	generatedKey bool
 }
@@ -342,6 +344,17 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		return graph.WithRequestID(accessLog(log, m))
 	}
 	a := &app{store: store, adminKeys: keys, generatedKey: generated}
+	// Attempt counters are forgotten after the throttle's window; pruning
+	// keeps a client that tries many names from growing the table forever.
+	pruneCtx, stopPrune := context.WithCancel(context.WithoutCancel(ctx))
+	a.stop = stopPrune
+	go every(pruneCtx, throttlePruneInterval, func(ctx context.Context) {
+		if n, err := sessions.PruneThrottle(ctx); err != nil {
+			log.Warn("pruning login throttle counters failed", "error", err)
+		} else if n > 0 {
+			log.Debug("pruned login throttle counters", "deleted", n)
+		}
+	})
 	if cfg.Serve.AdminAddress == "" {
 		a.handler = mux(graph.NewAuth(sessions.FromToken, authCfg))
 	} else {
@@ -354,7 +367,28 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 }
 
 // Close releases the database.
-func (a *app) Close() error { return a.store.Close() }
+func (a *app) Close() error {
+	a.stop()
+	return a.store.Close()
+}
+
+// throttlePruneInterval is how often expired throttle counters are deleted.
+const throttlePruneInterval = 10 * time.Minute
+
+// every runs fn every interval until ctx ends. Until the issue that brings
+// internal/worker, this is the one background loop of the server.
+func every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn(ctx)
+		}
+	}
+}
 
 // accessLog logs one line per request at debug level (warn for 5xx):
 // method, path, status, duration and request id, never headers, so no
