@@ -219,7 +219,7 @@ type app struct {
 	// accepts admin keys when it is set; nil otherwise.
 	adminHandler http.Handler
 	// stop ends the background loops.
-	stop context.CancelFunc
+	stop         context.CancelFunc
 	adminKeys    []string
 	generatedKey bool
 }
