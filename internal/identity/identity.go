@@ -116,6 +116,12 @@ func (s *Service) prepare(ctx context.Context, ident *model.Identity, creds *mod
 		return w, nil
 	}
 	if p := creds.Password; p != nil {
+		// A password nobody can name an account for is a dead credential:
+		// Kratos refuses it too.
+		if len(passwordIdentifiers) == 0 {
+			return nil, &model.Error{Code: model.CodeValidationFailed, Path: "/traits",
+				Message: "no trait is a login identifier for passwords, so nobody could sign in with this password: the schema must mark one (\"ory.sh/kratos\": {\"credentials\": {\"password\": {\"identifier\": true}}}) and the traits must set it"}
+		}
 		secret, err := s.passwordSecret(ctx, p, passwordIdentifiers)
 		if err != nil {
 			return nil, err
