@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,8 +22,12 @@ type PasswordCredential struct {
 	Identifiers []string
 }
 
-// FindPasswordCredential finds the password credential one of the normalised
-// identifiers belongs to; NOT_FOUND when none does.
+// FindPasswordCredential finds the password credential of the first of the
+// normalised identifiers, in the order given, that belongs to one; NOT_FOUND
+// when none does. Order matters when two identities each hold one of the
+// forms (a username "+1 415 555 2671" and a phone number +14155552671): the
+// caller lists the most likely form first, and that one wins, the same on
+// every database, never whichever row the query plan meets first.
 func (db *DB) FindPasswordCredential(ctx context.Context, identifiers []string) (*PasswordCredential, error) {
 	if len(identifiers) == 0 {
 		return nil, model.Errorf(model.CodeNotFound, "no such identifier")
@@ -32,11 +37,22 @@ func (db *DB) FindPasswordCredential(ctx context.Context, identifiers []string) 
 		State      string    `bun:"state"`
 		Config     rawJSON   `bun:"config"`
 	}
+	// Identifiers are unique per type, so each form matches one row at most
+	// and its position orders the rows completely.
+	var order strings.Builder
+	args := make([]any, 0, 2*len(identifiers))
+	order.WriteString("CASE ci.identifier")
+	for i, id := range identifiers {
+		order.WriteString(" WHEN ? THEN ?")
+		args = append(args, id, i)
+	}
+	order.WriteString(" END")
 	err := db.bun.NewSelect().TableExpr("identity_credential_identifiers AS ci").
 		ColumnExpr("c.identity_id, i.state, c.config").
 		Join("JOIN identity_credentials AS c ON c.id = ci.credential_id").
 		Join("JOIN identities AS i ON i.id = c.identity_id").
 		Where("ci.type = ? AND ci.identifier IN (?)", CredentialPassword, bun.In(identifiers)).
+		OrderExpr(order.String(), args...).
 		Limit(1).Scan(ctx, &row)
 	if err != nil {
 		return nil, wrap(notFound(err, "identifier"))

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/identityd/identityd/model"
 )
 
 // Facts is what the `ory.sh/kratos` extension says about one identity's
@@ -22,7 +24,7 @@ type Facts struct {
 type Identifier struct {
 	// CredentialType is "password", "code", "webauthn", "passkey" or "totp".
 	CredentialType string
-	// Value is normalised (see NormalizeIdentifier), as it is stored and
+	// Value is normalised (see CanonicalIdentifier), as it is stored and
 	// looked up.
 	Value string
 	// Path is the trait's JSON pointer, e.g. "/traits/email".
@@ -31,7 +33,7 @@ type Identifier struct {
 
 // Address is one verifiable or recovery address taken from a trait.
 type Address struct {
-	// Value is normalised (see NormalizeIdentifier).
+	// Value is normalised (see CanonicalIdentifier).
 	Value string
 	// Via is the channel, "email" or "sms".
 	Via string
@@ -41,16 +43,28 @@ type Address struct {
 
 // Facts reads the extension's marks for traits. Call it after Validate
 // succeeded: it assumes the traits fit the schema and only fails when they
-// are not a JSON object. Identifiers are unique per credential type and
-// addresses per channel, as one identity holds each only once.
+// are not a JSON object or when a marked value cannot be an identifier (see
+// CanonicalIdentifier), with the errors Validate gives for it, so that no
+// caller can store one that Validate would refuse. Identifiers are unique
+// per credential type and addresses per channel, as one identity holds each
+// only once.
 func (s *Schema) Facts(traits json.RawMessage) (Facts, error) {
 	doc, err := decodeDocument(traits)
 	if err != nil {
 		return Facts{}, err
 	}
-	c := collector{seen: map[[3]string]bool{}}
-	c.visit([]*jsonschema.Schema{s.compiled}, doc, "")
+	c := s.collect(doc)
+	if len(c.errs) > 0 {
+		return Facts{}, sortViolations(c.errs)
+	}
 	return c.facts, nil
+}
+
+// collect walks doc, the decoded {"traits": ...}, for the extension's marks.
+func (s *Schema) collect(doc map[string]any) *collector {
+	c := &collector{seen: map[[3]string]bool{}, refused: map[string]bool{}, canon: map[canonKey]canonResult{}}
+	c.visit([]*jsonschema.Schema{s.compiled}, doc, "")
+	return c
 }
 
 // collector walks the compiled schema and the value together, as validation
@@ -58,6 +72,21 @@ func (s *Schema) Facts(traits json.RawMessage) (Facts, error) {
 type collector struct {
 	facts Facts
 	seen  map[[3]string]bool // kind, type or channel, value
+	// errs holds one VALIDATION_FAILED per marked value that cannot be an
+	// identifier; refused holds their pointers.
+	errs    model.Errors
+	refused map[string]bool
+	canon   map[canonKey]canonResult
+}
+
+type canonKey struct {
+	name        bool
+	raw, format string
+}
+
+type canonResult struct {
+	out string
+	err error
 }
 
 func (c *collector) visit(schs []*jsonschema.Schema, v any, ptr string) {
@@ -114,22 +143,24 @@ func (c *collector) mark(e *extension, v any, ptr, format string) {
 	}
 	creds := e.Credentials
 	for _, id := range []struct {
-		on  bool
-		typ string
+		on   bool
+		typ  string
+		name bool // a name shown to the user, not typed to sign in
 	}{
-		{creds.Password.Identifier, credentialPassword},
-		{creds.WebAuthn.Identifier, credentialWebAuthn},
-		{creds.Passkey.DisplayName, credentialPasskey},
-		{creds.TOTP.AccountName, credentialTOTP},
+		{creds.Password.Identifier, credentialPassword, false},
+		{creds.WebAuthn.Identifier, credentialWebAuthn, false},
+		{creds.Passkey.DisplayName, credentialPasskey, true},
+		{creds.TOTP.AccountName, credentialTOTP, true},
 	} {
-		if id.on {
-			c.identifier(id.typ, NormalizeIdentifier(raw, format), ptr)
+		if !id.on {
+			continue
 		}
+		c.identifier(id.typ, c.normalize(id.name, raw, format, ptr), ptr)
 	}
 	// A code, a verification or a recovery message goes to an address: it is
 	// normalised for its channel, whatever format the trait declares.
 	if creds.Code.Identifier {
-		c.identifier(credentialCode, NormalizeIdentifier(raw, channelFormats[creds.Code.Via]), ptr)
+		c.identifier(credentialCode, c.normalize(false, raw, channelFormats[creds.Code.Via], ptr), ptr)
 	}
 	if via := e.Verification.Via; via != "" {
 		if a, ok := c.address("verification", raw, via, ptr); ok {
@@ -143,6 +174,34 @@ func (c *collector) mark(e *extension, v any, ptr, format string) {
 	}
 }
 
+// normalize returns raw's stored form (as a name when name is set, see
+// canonicalName), or "" after recording why it cannot be one. A value
+// refused for several marks is reported once: the first reason is the one a
+// form shows.
+func (c *collector) normalize(name bool, raw, format, ptr string) string {
+	// One value usually carries several marks (identifier, verification,
+	// recovery) of one format: normalise it once.
+	key := canonKey{name, raw, format}
+	res, ok := c.canon[key]
+	if !ok {
+		canon := CanonicalIdentifier
+		if name {
+			canon = canonicalName
+		}
+		res.out, res.err = canon(raw, format)
+		c.canon[key] = res
+	}
+	out, err := res.out, res.err
+	if err != nil {
+		if !c.refused[ptr] {
+			c.refused[ptr] = true
+			c.errs = append(c.errs, &model.Error{Code: model.CodeValidationFailed, Path: ptr, Message: err.Error()})
+		}
+		return ""
+	}
+	return out
+}
+
 func (c *collector) identifier(typ, value, ptr string) {
 	key := [3]string{"identifier", typ, value}
 	if value == "" || c.seen[key] {
@@ -153,7 +212,7 @@ func (c *collector) identifier(typ, value, ptr string) {
 }
 
 func (c *collector) address(list, raw, via, ptr string) (Address, bool) {
-	value := NormalizeIdentifier(raw, channelFormats[via])
+	value := c.normalize(false, raw, channelFormats[via], ptr)
 	key := [3]string{list, via, value}
 	if value == "" || c.seen[key] {
 		return Address{}, false

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -26,20 +27,61 @@ var printer = message.NewPrinter(language.English)
 // with one VALIDATION_FAILED per violation, each pointing at the offending
 // trait (/traits/...), sorted by path, so that a form can mark every bad
 // field at once.
+//
+// Beyond the schema, every value the extension marks as an identifier or an
+// address must be one (see CanonicalIdentifier: no control or invisible
+// characters, one script, …), and no string or property name anywhere may
+// hold U+0000, which no database text column or JSONB value takes. Every
+// write of traits comes through here, so none stores what login could
+// confuse or the database refuse.
 func (s *Schema) Validate(traits json.RawMessage) error {
 	doc, err := decodeDocument(traits)
 	if err != nil {
 		return err
 	}
-	err = s.compiled.Validate(doc)
-	if err == nil {
+	var out model.Errors
+	if err := s.compiled.Validate(doc); err != nil {
+		var ve *jsonschema.ValidationError
+		if !errors.As(err, &ve) {
+			return fmt.Errorf("validating traits against schema %q: %w", s.ID, err)
+		}
+		out = violations(ve)
+	}
+	c := s.collect(doc)
+	out = append(out, c.errs...)
+	// JSON can spell U+0000 only as this escape: without one in the bytes,
+	// no string or name holds it, and the walk is skipped.
+	if bytes.Contains(traits, []byte(`\u0000`)) {
+		out = appendNULs(out, doc, "", c.refused)
+	}
+	if len(out) == 0 {
 		return nil
 	}
-	var ve *jsonschema.ValidationError
-	if !errors.As(err, &ve) {
-		return fmt.Errorf("validating traits against schema %q: %w", s.ID, err)
+	return sortViolations(out)
+}
+
+// appendNULs reports every string and property name under v that holds
+// U+0000, except at pointers already refused as identifiers (which say so).
+func appendNULs(out model.Errors, v any, ptr string, skip map[string]bool) model.Errors {
+	switch v := v.(type) {
+	case string:
+		if strings.IndexByte(v, 0) >= 0 && !skip[ptr] {
+			out = append(out, &model.Error{Code: model.CodeValidationFailed, Path: ptr, Message: "must not contain the character U+0000"})
+		}
+	case map[string]any:
+		for key, val := range v { // the caller sorts the errors
+			at := ptr + "/" + escapeToken(key)
+			if strings.IndexByte(key, 0) >= 0 {
+				out = append(out, &model.Error{Code: model.CodeValidationFailed, Path: at, Message: "a property name must not contain the character U+0000"})
+			}
+			out = appendNULs(out, val, at, skip)
+		}
+	case []any:
+		for i, item := range v {
+			out = appendNULs(out, item, ptr+"/"+strconv.Itoa(i), skip)
+		}
 	}
-	return violations(ve)
+	return out
 }
 
 // decodeDocument decodes traits into the document the schema describes,
@@ -138,10 +180,15 @@ func violations(root *jsonschema.ValidationError) model.Errors {
 		}
 	}
 	walk(root)
+	return sortViolations(out)
+}
+
+// sortViolations sorts errors by path and message and drops repeats:
+// branches of anyOf/oneOf can fail for the same reason at the same place.
+func sortViolations(out model.Errors) model.Errors {
 	slices.SortFunc(out, func(a, b *model.Error) int {
 		return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Message, b.Message))
 	})
-	// Branches of anyOf/oneOf can fail for the same reason at the same place.
 	return slices.CompactFunc(out, func(a, b *model.Error) bool {
 		return a.Path == b.Path && a.Message == b.Message
 	})

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"log/slog"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -17,13 +18,15 @@ func errInvalidCredentials() *model.Error {
 }
 
 // Authenticate checks a password login. An unknown identifier costs a dummy
-// hash comparison, so it answers in about the time a wrong password does. An
-// inactive identity is only told apart after its password matched. A hash
-// that is imported or made with weaker parameters is replaced with a current
-// one on success. The identity comes alone, in one read: its relations load
-// on demand, as the answer asks for them.
+// hash comparison, so it answers in about the time a wrong password does;
+// so does one that no identity can hold (too long, control characters …),
+// which never reaches the database. An inactive identity is only told apart
+// after its password matched. A hash that is imported or made with weaker
+// parameters is replaced with a current one on success. The identity comes
+// alone, in one read: its relations load on demand, as the answer asks for
+// them.
 func (s *Service) Authenticate(ctx context.Context, identifier, pw string) (*model.Identity, error) {
-	cred, err := s.store.FindPasswordCredential(ctx, schemas.LoginCandidates(identifier))
+	cred, err := s.store.FindPasswordCredential(ctx, lookupForms(identifier))
 	if model.ErrorCodeOf(err) == model.CodeNotFound || (err == nil && cred.Hash == "") {
 		s.hasher.CompareDummy(ctx, pw)
 		return nil, errInvalidCredentials()
@@ -57,4 +60,18 @@ func (s *Service) rehash(ctx context.Context, id uuid.UUID, old, pw string) {
 	if err != nil {
 		slog.WarnContext(ctx, "password rehash failed", "identity_id", id, "error", err)
 	}
+}
+
+// lookupForms lists the stored forms a login identifier may match, in the
+// order they are tried: the canonical ones (see schemas.LoginCandidates),
+// then the legacy one. Identifiers stored before normalisation went beyond
+// trim and lower case (a fullwidth or decomposed "rené", a mixed-script
+// name) keep signing in this way until their identity is written again; it
+// comes last, so a canonical match always wins.
+func lookupForms(identifier string) []string {
+	forms := schemas.LoginCandidates(identifier)
+	if legacy := schemas.LegacyIdentifier(identifier); legacy != "" && !slices.Contains(forms, legacy) {
+		forms = append(forms, legacy)
+	}
+	return forms
 }
