@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/identityd/identityd/db/dbtest"
@@ -41,4 +43,33 @@ func TestRegisterNeedsALoginIdentifier(t *testing.T) {
 			t.Fatalf("a blank identity without a password: %+v", got.CreateIdentity)
 		}
 	})
+}
+
+// TestAuthorizationShapeIsExplained: a token without "Bearer ", Basic auth
+// or an empty bearer gets a message that says what header shape is expected,
+// and never repeats what was sent.
+func TestAuthorizationShapeIsExplained(t *testing.T) {
+	s := newTestServer(t, dbtest.NewSQLite(t), nil)
+	for _, tc := range []struct{ header, want string }{
+		{testAdminKey, "has no scheme"},
+		{"Basic dXNlcjpwYXNz", "Basic scheme"},
+		{"Bearer ", "Bearer token is empty"},
+		{"Secretish " + testAdminKey, "a scheme other than Bearer"},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/graphql", strings.NewReader(`{"query":"{ identities(first: 1) { edges { cursor } } whoami { id } }"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", tc.header)
+		r := s.do(t, req)
+		if len(r.Errors) == 0 || r.code(0) != "UNAUTHENTICATED" {
+			t.Fatalf("%q: %+v", tc.header, r.Errors)
+		}
+		for _, e := range r.Errors {
+			if !strings.Contains(e.Message, `Authorization: Bearer <admin API key or session token>`) || !strings.Contains(e.Message, tc.want) {
+				t.Errorf("%q: message %q, want the expected shape and %q", tc.header, e.Message, tc.want)
+			}
+			if strings.Contains(e.Message, "dXNlcjpwYXNz") || strings.Contains(e.Message, "Secretish") || strings.Contains(e.Message, testAdminKey) {
+				t.Errorf("%q: the message repeats what was sent: %q", tc.header, e.Message)
+			}
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -104,6 +105,12 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 		}
 		var caller *model.Caller
 		switch {
+		case presented && token == "":
+			// Say what is expected, without repeating what was sent.
+			caller = model.NewCaller(false, true, func() (*model.Session, error) {
+				return nil, model.Errorf(model.CodeUnauthenticated,
+					`send "Authorization: Bearer <admin API key or session token>" (or the session token in X-Session-Token); %s`, authorizationShape(r.Header.Get("Authorization")))
+			})
 		case presented && a.isAdminKey(token):
 			caller = model.NewCaller(true, true, nil)
 		case presented:
@@ -196,6 +203,29 @@ func forwardedFor(h http.Header) []string {
 		}
 	}
 	return hops
+}
+
+// authorizationShape names what an Authorization header that is not
+// "Bearer <token>" looks like, never its secret part.
+func authorizationShape(h string) string {
+	scheme, _, ok := strings.Cut(strings.TrimSpace(h), " ")
+	switch {
+	case strings.TrimSpace(h) == "":
+		return "the Authorization header is empty"
+	case strings.EqualFold(strings.TrimSpace(h), "Bearer"):
+		return "the Bearer token is empty"
+	case !ok:
+		return "the Authorization header has no scheme (the word Bearer and a space before the token)"
+	case strings.EqualFold(scheme, "Bearer"):
+		return "the Bearer token is empty"
+	}
+	// Name only well-known schemes: anything else may be part of a secret.
+	for _, known := range []string{"Basic", "Digest", "Token", "ApiKey", "Negotiate", "Key"} {
+		if strings.EqualFold(scheme, known) {
+			return fmt.Sprintf("the Authorization header uses the %s scheme, which is not accepted", known)
+		}
+	}
+	return "the Authorization header uses a scheme other than Bearer"
 }
 
 // bearerToken reads "Authorization: Bearer <token>" (scheme case-insensitive).
