@@ -12,7 +12,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -61,9 +60,16 @@ type Limits struct {
 // body is the caller's body limit and its config key.
 func (l Limits) body(admin bool) (int64, string) {
 	if admin {
-		return l.AdminMaxBodyBytes, "admin_max_body_bytes"
+		return l.AdminMaxBodyBytes, bodyLimitKey(admin)
 	}
-	return l.MaxBodyBytes, "max_body_bytes"
+	return l.MaxBodyBytes, bodyLimitKey(admin)
+}
+
+func bodyLimitKey(admin bool) string {
+	if admin {
+		return "admin_max_body_bytes"
+	}
+	return "max_body_bytes"
 }
 
 // registerLimitCodes tells gqlgen that our refusals are protocol errors, so
@@ -94,7 +100,7 @@ func NewHandler(r *Resolver, cfg HandlerConfig) http.Handler {
 	srv := handler.New(es)
 	srv.AddTransport(getTransport{})
 	srv.AddTransport(postTransport{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetQueryCache(newQueryCache[*ast.QueryDocument]())
 	// docLimits has counted the tokens against the caller's own limit
 	// before gqlgen parses; gqlgen's limit is only a backstop.
 	srv.SetParserTokenLimit(max(cfg.Limits.MaxTokens, cfg.Limits.AdminMaxTokens))

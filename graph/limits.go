@@ -29,38 +29,46 @@ const (
 	codeCancelled  = "REQUEST_CANCELLED"
 )
 
-// docLimits bounds the work a query document can cause before gqlgen parses
-// and validates it. gqlgen runs its handler extensions' MutateOperationContext
-// only after parse and validation, and gqlparser's validation is quadratic in
-// places (OverlappingFieldsCanBeMerged compares same-named fields pairwise,
-// and distinct fragment spreads pairwise), while walks that expand fragment
-// spreads without memoising them (gqlgen's complexity.Calculate, our old
-// credential count) are exponential in the number of fragments. So this runs
-// as an OperationParameterMutator, the one hook gqlgen calls before it parses:
+// docLimits bounds the work a query document can cause, before gqlgen
+// parses and validates it. gqlgen calls handler extensions'
+// MutateOperationContext only after parse and validation, and gqlparser's
+// validation is quadratic in places (OverlappingFieldsCanBeMerged compares
+// same-named fields pairwise, and the fragments spread in a selection set
+// pairwise; every fragment is walked again for each operation), while a walk
+// that expands every fragment spread without memoising it (gqlgen's
+// complexity.Calculate, our old credential count) is exponential in the
+// number of fragments. So this is an OperationParameterMutator, the one hook
+// gqlgen calls before it parses:
 //
 //  1. count the lexer's tokens (comments included, as gqlparser's own token
-//     limit counts), stopping at the caller's limit: max_tokens, or
-//     admin_max_tokens for an admin;
-//  2. parse, with the same limit;
-//  3. walk the document once, each fragment once (memoised per fragment),
-//     and refuse it when it has more fields with fragments expanded than
-//     max_fields (stopping as soon as it does), more aliases than the
-//     caller's alias limit, more root fields, deeper nesting, more directives
-//     at one location, more variables or fragments than allowed, more than one
-//     credential check in a mutation, a fragment cycle, or an inline number
-//     that cannot be kept exactly;
+//     limit counts them), stopping at the caller's limit (max_tokens, or
+//     admin_max_tokens for an admin), and refuse a document whose fragments,
+//     counted once per operation, come to more;
+//  2. parse, with the same limit, and refuse more than max_fragments;
+//  3. walk the document once, each fragment once however often it is spread
+//     (memoised), and refuse it at more than max_fields fields with fragments
+//     expanded (stopping as soon as it has them), more aliased fields than
+//     the caller's alias limit, more than max_root_fields root fields, fields
+//     nested deeper than max_depth, more than max_directives directives at
+//     one location, more than max_variables variables, a fragment cycle (the
+//     validator has not ruled them out yet), more than one credential check
+//     in a mutation, or an inline number that cannot be kept exactly;
 //
-// every step watching the request's context (cancelled when the client goes)
-// and the cpu_budget. Only then does gqlgen parse again and validate, with
-// every input that validation is quadratic in bounded.
+// every step watching the request's context (ended when the client goes
+// away) and the cpu_budget. Only then does gqlgen parse again and validate:
+// what validation is quadratic in is bounded by max_fields (same-named
+// fields), max_fragments and the tokens counted per operation. The pairwise
+// comparison of max_fields same-named fields is the dearest document left,
+// tens of milliseconds at the default of 1,000; the cost grows with the
+// square of max_fields.
 //
-// The document's measurements are the same whoever sends it, so they are
+// A document's measurements are the same whoever sends it, so they are
 // cached by query text beside gqlgen's parsed-document cache: a repeated
 // query (whoami) costs one cache lookup and a few comparisons with the
-// caller's limits here. Only documents within the limits are cached.
+// caller's limits. Only documents within the limits are cached.
 type docLimits struct {
 	limits Limits
-	cache  *lru.LRU[*docStats]
+	cache  graphql.Cache[*docStats]
 }
 
 var _ interface {
@@ -83,7 +91,30 @@ type docStats struct {
 }
 
 func newDocLimits(l Limits) *docLimits {
-	return &docLimits{limits: l, cache: lru.New[*docStats](1000)}
+	return &docLimits{limits: l, cache: newQueryCache[*docStats]()}
+}
+
+// maxCachedQuery is the longest query text the caches keep. The text is the
+// key, and the parsed document holds on to it: without a bound, an admin's
+// distinct 8 MiB documents would each stay in memory a thousand deep. A
+// query people send again and again is far shorter; a longer one is checked
+// and parsed each time, which its token limit keeps cheap.
+const maxCachedQuery = 16 << 10
+
+// queryCache is gqlgen's LRU cache of a thousand entries, keyed by query
+// text, that does not keep queries longer than maxCachedQuery.
+type queryCache[T any] struct{ lru *lru.LRU[T] }
+
+func newQueryCache[T any]() queryCache[T] { return queryCache[T]{lru.New[T](1000)} }
+
+func (c queryCache[T]) Get(ctx context.Context, query string) (T, bool) {
+	return c.lru.Get(ctx, query)
+}
+
+func (c queryCache[T]) Add(ctx context.Context, query string, v T) {
+	if len(query) <= maxCachedQuery {
+		c.lru.Add(ctx, query, v)
+	}
 }
 
 func (*docLimits) ExtensionName() string                   { return "DocumentLimits" }

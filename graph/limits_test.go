@@ -75,78 +75,6 @@ func post(t testing.TB, h http.Handler, token, query string, vars map[string]any
 	return postBody(t, h, token, body)
 }
 
-// Hostile documents, shared by the tests, the fuzz seeds and the root
-// package's HTTP tests (which build their own copies).
-
-// fragmentBomb is `{ ...F<n> }` where F0 is __typename and every further
-// fragment spreads the one before twice: 2^n fields once expanded, in a
-// document of about 40n bytes.
-func fragmentBomb(op, typ string, n int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s { ...F%d } fragment F0 on %s { __typename }", op, n, typ)
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, " fragment F%d on %s { ...F%d ...F%d }", i, typ, i-1, i-1)
-	}
-	return b.String()
-}
-
-func repeatTypename(n int) string { return "{" + strings.Repeat(" __typename", n) + " }" }
-
-func manyVariables(n int) string {
-	var b strings.Builder
-	b.WriteString("query(")
-	for i := range n {
-		fmt.Fprintf(&b, "$v%d: Int ", i)
-	}
-	b.WriteString(") { __typename }")
-	return b.String()
-}
-
-func nested(n int) string {
-	return strings.Repeat("{ whoami ", n) + strings.Repeat("}", n)
-}
-
-// aliases is n aliased fields below one root field.
-func aliases(n int) string {
-	var b strings.Builder
-	b.WriteString(`{ __type(name: "Query") {`)
-	for i := range n {
-		fmt.Fprintf(&b, " a%d: name", i)
-	}
-	b.WriteString(" } }")
-	return b.String()
-}
-
-// rootFields is n root fields.
-func rootFields(n int) string {
-	var b strings.Builder
-	b.WriteString("{")
-	for i := range n {
-		fmt.Fprintf(&b, " a%d: __typename", i)
-	}
-	b.WriteString(" }")
-	return b.String()
-}
-
-// fragments is n fragments spread below one root field.
-func fragments(n int) string {
-	var b strings.Builder
-	b.WriteString(`{ __type(name: "Query") {`)
-	for i := range n {
-		fmt.Fprintf(&b, " ...F%d", i)
-	}
-	b.WriteString(" } }")
-	for i := range n {
-		fmt.Fprintf(&b, " fragment F%d on __Type { name }", i)
-	}
-	return b.String()
-}
-
-// below is n fields below one root field.
-func below(n int) string {
-	return `{ __type(name: "Query") {` + strings.Repeat(" name", n) + " } }"
-}
-
 // TestDocumentLimits sends each shape the limits exist for, as an anonymous
 // caller and as an admin, and wants it refused with its code and a message
 // naming the config key, or answered.
@@ -436,5 +364,21 @@ func TestNum(t *testing.T) {
 		if got := num(n); got != want {
 			t.Errorf("num(%d) = %s, want %s", n, got, want)
 		}
+	}
+}
+
+// TestQueryCacheBound: a query longer than maxCachedQuery is not kept (its
+// text would be the key), a shorter one is.
+func TestQueryCacheBound(t *testing.T) {
+	c := newQueryCache[int]()
+	ctx := context.Background()
+	short, long := "{ __typename }", "{ __typename }"+strings.Repeat(" ", maxCachedQuery)
+	c.Add(ctx, short, 1)
+	c.Add(ctx, long, 2)
+	if _, ok := c.Get(ctx, short); !ok {
+		t.Error("a short query was not kept")
+	}
+	if _, ok := c.Get(ctx, long); ok {
+		t.Error("a long query was kept")
 	}
 }

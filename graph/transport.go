@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"strings"
@@ -22,15 +23,18 @@ const (
 )
 
 // postTransport is gqlgen's POST transport (transport.POST: the same
-// requests, content negotiation and status codes) with two changes. The
+// requests, content negotiation and status codes) with these changes. The
 // answer's data is written as the executor produced it: gqlgen's own writer
 // runs the whole answer through json.Marshal, and encoding/json validates
 // and compacts a json.RawMessage byte by byte, a tenth of the server's cost
 // of a 250-identity page, for data that is valid JSON by construction (every
 // scalar writes valid JSON; the JSON scalar checks stored documents as it
 // writes them, model.JSON). It is not HTML-escaped (<, > and & stay as they
-// are), which JSON does not ask for. And a body that does not decode is not
-// echoed back in the error: it may hold a password.
+// are), which JSON does not ask for. A body that does not decode is not
+// echoed back in the error: it may hold a password. A body cut off at the
+// caller's body limit (one sent without a length) answers 413, as one whose
+// length is over it does, not a decoding error. And a refused request
+// carries at most maxErrors errors.
 type postTransport struct{}
 
 var _ graphql.Transport = postTransport{}
@@ -53,8 +57,7 @@ func (postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 
 	body, err := io.ReadAll(r.Body)
 	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-		_, key := Limits{}.body(model.CallerFromContext(ctx).Admin)
-		writeBodyTooLarge(w, mbe.Limit, key)
+		writeBodyTooLarge(w, mbe.Limit, bodyLimitKey(model.CallerFromContext(ctx).Admin))
 		return
 	}
 	if err != nil {
@@ -96,7 +99,7 @@ func boundErrors(errs gqlerror.List) gqlerror.List {
 		return errs
 	}
 	more := gqlerror.Errorf("and %s more errors", num(len(errs)-maxErrors))
-	more.Extensions = errs[0].Extensions // the same kind, so the same status
+	more.Extensions = maps.Clone(errs[0].Extensions) // the same kind, so the same status
 	return append(errs[:maxErrors:maxErrors], more)
 }
 
