@@ -112,7 +112,7 @@ func (r *newIdentityRows) model() *model.Identity {
 	}
 	cs := make([]storedCredential, len(r.credentials))
 	for i, c := range r.credentials {
-		cs[i] = storedCredential{typ: c.Type, created: c.CreatedAt, updated: c.UpdatedAt, identifiers: idents[c.ID]}
+		cs[i] = storedCredential{typ: c.Type, created: c.CreatedAt, updated: c.UpdatedAt, identifiers: idents[c.ID], config: c.Config}
 	}
 	out.Credentials = credentialModels(cs)
 	for _, a := range r.verifiable {

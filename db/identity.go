@@ -316,12 +316,11 @@ type storedRelations struct {
 	recovery    []*recoveryAddressRow
 }
 
-// storedCredentialRow is a credential with its identifiers, its key and its
-// stored config (the secret, which only writes see).
+// storedCredentialRow is a credential with its identifiers, its stored
+// config (the secret, which only writes see) and its key.
 type storedCredentialRow struct {
 	storedCredential
-	id     uuid.UUID
-	config rawJSON
+	id uuid.UUID
 }
 
 // loadStored reads every relation of identity id, whole rows, in three
@@ -336,8 +335,8 @@ func loadStored(ctx context.Context, idb bun.IDB, id uuid.UUID) (*storedRelation
 	for _, r := range rows {
 		if n := len(out.credentials); n == 0 || out.credentials[n-1].id != r.ID {
 			out.credentials = append(out.credentials, storedCredentialRow{
-				storedCredential: storedCredential{typ: r.Type, created: r.CreatedAt, updated: r.UpdatedAt},
-				id:               r.ID, config: r.Config,
+				storedCredential: storedCredential{typ: r.Type, created: r.CreatedAt, updated: r.UpdatedAt, config: r.Config},
+				id:               r.ID,
 			})
 		}
 		if r.Identifier.Valid {
@@ -424,8 +423,8 @@ func updateRelations(ctx context.Context, idb bun.IDB, w *IdentityWrite, cur *st
 		}
 		credIDs[typ] = row.ID
 		out.credentials = append(out.credentials, storedCredentialRow{
-			storedCredential: storedCredential{typ: typ, created: now, updated: now, identifiers: identifiers[typ]},
-			id:               row.ID, config: cfg,
+			storedCredential: storedCredential{typ: typ, created: now, updated: now, identifiers: identifiers[typ], config: cfg},
+			id:               row.ID,
 		})
 	}
 	// A credential left with neither identifiers nor a secret is dropped;

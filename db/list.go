@@ -27,29 +27,14 @@ type IdentityFilter struct {
 // rels are loaded with the page, one query per relation whatever limit is;
 // the others are left for the lazy loaders.
 func (db *DB) ListIdentities(ctx context.Context, f IdentityFilter, after uuid.UUID, limit int, rels model.Relations) ([]*model.Identity, bool, error) {
-	if f.IDs != nil && len(f.IDs) == 0 {
+	var rows []*identityRow
+	q, ok := db.filterIdentities(db.bun.NewSelect().Model(&rows), f)
+	if !ok {
 		return []*model.Identity{}, false, nil
 	}
-	var rows []*identityRow
-	q := db.bun.NewSelect().Model(&rows).OrderExpr("id ASC").Limit(int64(limit) + 1)
+	q = q.OrderExpr("id ASC").Limit(int64(limit) + 1)
 	if after != uuid.Nil {
 		q = q.Where("id > ?", after)
-	}
-	if f.State != nil {
-		q = q.Where("state = ?", stateToDB(*f.State))
-	}
-	if f.SchemaID != nil {
-		q = q.Where("schema_id = ?", *f.SchemaID)
-	}
-	if len(f.IDs) > 0 {
-		q = q.Where("id IN (?)", bun.In(f.IDs))
-	}
-	if f.Identifiers != nil {
-		if len(f.Identifiers) == 0 {
-			return []*model.Identity{}, false, nil
-		}
-		q = q.Where("id IN (?)", db.bun.NewSelect().Model((*identifierRow)(nil)).Column("identity_id").
-			Where("identifier IN (?)", bun.In(f.Identifiers)))
 	}
 	if err := q.Scan(ctx); err != nil {
 		return nil, false, wrap(fmt.Errorf("list identities: %w", err))
@@ -66,4 +51,63 @@ func (db *DB) ListIdentities(ctx context.Context, f IdentityFilter, after uuid.U
 		return nil, false, wrap(err)
 	}
 	return out, more, nil
+}
+
+// CountIdentities counts the identities f matches, reading at most limit of
+// them: the answer is limit when at least that many match.
+func (db *DB) CountIdentities(ctx context.Context, f IdentityFilter, limit int) (int, error) {
+	q, ok := db.filterIdentities(db.bun.NewSelect().Model((*identityRow)(nil)), f)
+	if !ok {
+		return 0, nil
+	}
+	n, err := db.countUpTo(ctx, q, limit)
+	return n, wrap(err)
+}
+
+// IdentitiesBefore tells whether f matches an identity at or before the
+// keyset cursor: one that a page starting after it does not show. One probe
+// of the primary key, however many identities precede.
+func (db *DB) IdentitiesBefore(ctx context.Context, f IdentityFilter, cursor uuid.UUID) (bool, error) {
+	q, ok := db.filterIdentities(db.bun.NewSelect().Model((*identityRow)(nil)), f)
+	if !ok || cursor == uuid.Nil {
+		return false, nil
+	}
+	found, err := q.ColumnExpr("1").Where("id <= ?", cursor).Limit(1).Exists(ctx)
+	return found, wrap(err)
+}
+
+// filterIdentities narrows q, a query on identities, to what f matches; ok
+// is false when f matches nothing, so no query need run.
+func (db *DB) filterIdentities(q *bun.SelectQuery, f IdentityFilter) (_ *bun.SelectQuery, ok bool) {
+	if (f.IDs != nil && len(f.IDs) == 0) || (f.Identifiers != nil && len(f.Identifiers) == 0) {
+		return q, false
+	}
+	if f.State != nil {
+		q = q.Where("state = ?", stateToDB(*f.State))
+	}
+	if f.SchemaID != nil {
+		q = q.Where("schema_id = ?", *f.SchemaID)
+	}
+	if len(f.IDs) > 0 {
+		q = q.Where("id IN (?)", bun.In(f.IDs))
+	}
+	if len(f.Identifiers) > 0 {
+		q = q.Where("id IN (?)", db.bun.NewSelect().Model((*identifierRow)(nil)).Column("identity_id").
+			Where("identifier IN (?)", bun.In(f.Identifiers)))
+	}
+	return q, true
+}
+
+// countUpTo counts the rows q selects, reading at most limit of them: the
+// LIMIT inside the subquery stops the scan there, where a plain count(*)
+// would visit every matching row.
+func (db *DB) countUpTo(ctx context.Context, q *bun.SelectQuery, limit int) (int, error) {
+	var n int
+	err := db.bun.NewSelect().
+		TableExpr("(?) AS bounded", q.ColumnExpr("1").Limit(int64(limit))).
+		ColumnExpr("count(*)").Scan(ctx, &n)
+	if err != nil {
+		return 0, fmt.Errorf("count: %w", err)
+	}
+	return n, nil
 }

@@ -110,22 +110,75 @@ type credentialRelRow struct {
 	Identifier sql.NullString `bun:"identifier"`
 }
 
+// A credential row exists for every credential type an identity has
+// identifiers of, secret or not: identifiers hang on a credential, and they
+// are unique from the moment the identity is written, so that an identity
+// created without a password (or signing in only through OIDC) keeps its
+// email for itself until it sets one. Such a row is a placeholder, not a
+// credential: nothing can sign in with it, so no read lists it. A credential
+// is listed when it holds its secret: a password credential a non-empty
+// hash, an OIDC credential at least one provider, any other type a config
+// other than the empty object writes give placeholders. credentialListed is
+// the rule in Go, for the rows a write holds; listedCredentialSQL is the same
+// rule in each dialect's SQL, for reads, which never select the config.
+// TestCredentialsListOnlyWhatExists holds them to the same answers.
+
+// credentialListed tells whether a credential of type typ whose stored
+// config is config is listed.
+func credentialListed(typ string, config rawJSON) bool {
+	switch typ {
+	case CredentialPassword:
+		var c map[string]json.RawMessage
+		if json.Unmarshal(config, &c) != nil {
+			return false
+		}
+		h, ok := c["hashed_password"]
+		return ok && string(h) != `""` && string(h) != "null"
+	case CredentialOIDC:
+		var c struct {
+			Providers []json.RawMessage `json:"providers"`
+		}
+		return json.Unmarshal(config, &c) == nil && len(c.Providers) > 0
+	default:
+		return string(config) != "{}"
+	}
+}
+
+// listedCredentialSQL is credentialListed for the credential aliased c, by
+// engine (PostgreSQL or not). PostgreSQL's json type keeps the text as
+// written, so its comparison with '{}' is the byte comparison Go makes.
+func listedCredentialSQL(pg bool) string {
+	if pg {
+		return `(CASE c.type WHEN '` + CredentialPassword + `' THEN COALESCE(c.config->>'hashed_password', '') <> ''
+  WHEN '` + CredentialOIDC + `' THEN COALESCE(json_array_length(c.config->'providers'), 0) > 0
+  ELSE c.config::text <> '{}' END)`
+	}
+	return `(CASE c.type WHEN '` + CredentialPassword + `' THEN COALESCE(json_extract(c.config, '$.hashed_password'), '') <> ''
+  WHEN '` + CredentialOIDC + `' THEN COALESCE(json_array_length(c.config, '$.providers'), 0) > 0
+  ELSE c.config <> '{}' END)`
+}
+
 // selectCredentials reads the credentials of keys joined to their
-// identifiers, in the order every path returns them. withConfig adds the
-// stored config (a secret): only writes, which never return it, ask for it.
-func selectCredentials(ctx context.Context, idb bun.IDB, keys []uuid.UUID, withConfig bool) ([]credentialRelRow, error) {
+// identifiers, in the order every path returns them. forWrite reads what a
+// write needs: every row, placeholders included, with its stored config (a
+// secret, which writes never return); otherwise only listed credentials,
+// without their config.
+func selectCredentials(ctx context.Context, idb bun.IDB, keys []uuid.UUID, forWrite bool) ([]credentialRelRow, error) {
 	cols := "c.id, c.identity_id, c.type, c.created_at, c.updated_at, i.identifier"
-	if withConfig {
+	if forWrite {
 		cols += ", c.config"
 	}
 	var rows []credentialRelRow
 	coll := byteOrder(idb)
-	err := idb.NewSelect().TableExpr("identity_credentials AS c").
+	q := idb.NewSelect().TableExpr("identity_credentials AS c").
 		ColumnExpr(cols).
 		Join("LEFT JOIN identity_credential_identifiers AS i ON i.credential_id = c.id").
 		Where("c.identity_id IN (?)", bun.In(keys)).
-		OrderExpr("c.identity_id, c.type"+coll+", i.identifier"+coll).
-		Scan(ctx, &rows)
+		OrderExpr("c.identity_id, c.type" + coll + ", i.identifier" + coll)
+	if !forWrite {
+		q = q.Where(listedCredentialSQL(idb.Dialect().Name() == dialect.PG))
+	}
+	err := q.Scan(ctx, &rows)
 	return rows, err
 }
 
@@ -221,24 +274,29 @@ func recoveryKey(a *model.RecoveryAddress) (time.Time, string, string) {
 }
 
 // storedCredential is one credential as a write leaves it, for building the
-// identity it returns.
+// identity it returns. config is its stored config (the secret): it decides
+// whether the credential is listed and never leaves this package.
 type storedCredential struct {
 	typ         string
 	created     time.Time
 	updated     time.Time
 	identifiers []string
+	config      rawJSON
 }
 
 // credentialModels turns credentials built in Go into the model, in the
-// order the database returns them.
+// order the database returns them, leaving out placeholders as reads do.
 func credentialModels(cs []storedCredential) []*model.Credential {
 	slices.SortFunc(cs, func(a, b storedCredential) int { return strings.Compare(a.typ, b.typ) })
-	out := make([]*model.Credential, len(cs))
-	for i, c := range cs {
+	out := make([]*model.Credential, 0, len(cs))
+	for _, c := range cs {
+		if !credentialListed(c.typ, c.config) {
+			continue
+		}
 		m := credentialModel(c.typ, c.created, c.updated)
 		m.Identifiers = append(m.Identifiers, c.identifiers...)
 		slices.Sort(m.Identifiers)
-		out[i] = m
+		out = append(out, m)
 	}
 	return out
 }
@@ -282,11 +340,11 @@ func relationColumns(pg bool, rels model.Relations) []string {
 		if pg {
 			cols = append(cols, `(SELECT json_agg(json_build_object('type', c.type, 'created_at', c.created_at, 'updated_at', c.updated_at,
   'identifiers', (SELECT json_agg(ci.identifier ORDER BY ci.identifier COLLATE "C") FROM identity_credential_identifiers AS ci WHERE ci.credential_id = c.id))
-  ORDER BY c.type COLLATE "C") FROM identity_credentials AS c WHERE c.identity_id = i.id) AS credentials_json`)
+  ORDER BY c.type COLLATE "C") FROM identity_credentials AS c WHERE c.identity_id = i.id AND `+listedCredentialSQL(true)+`) AS credentials_json`)
 		} else {
 			cols = append(cols, `(SELECT json_group_array(json_object('type', c.type, 'created_at', c.created_at, 'updated_at', c.updated_at,
   'identifiers', json((SELECT json_group_array(ci.identifier ORDER BY ci.identifier) FROM identity_credential_identifiers AS ci WHERE ci.credential_id = c.id)))
-  ORDER BY c.type) FROM identity_credentials AS c WHERE c.identity_id = i.id) AS credentials_json`)
+  ORDER BY c.type) FROM identity_credentials AS c WHERE c.identity_id = i.id AND `+listedCredentialSQL(false)+`) AS credentials_json`)
 		}
 	}
 	address := func(table, fields, name string) string {

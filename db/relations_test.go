@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -240,4 +241,98 @@ func cmpErr(errs ...error) error {
 		}
 	}
 	return nil
+}
+
+// TestCredentialsListOnlyWhatExists: a credential row that only holds
+// identifiers (the password credential of an identity created without a
+// password, or of an OIDC-only one) is not a credential: no path lists it,
+// neither the identity a write returns, nor the single read, nor the page
+// load, nor the lazy loader. One with a secret is listed, identifiers or not.
+func TestCredentialsListOnlyWhatExists(t *testing.T) {
+	dbtest.EachDB(t, func(t *testing.T, store *db.DB) {
+		ctx := context.Background()
+		const hash = "$2a$04$abcdefghijklmnopqrstuu5sS1Vx1gRSRmQiH4bqGU7l0Gq0AXnFG"
+		noPassword := write("none@example.com")
+		oidcOnly := write("oidc@example.com")
+		oidcOnly.Identifiers = append(oidcOnly.Identifiers, db.Identifier{Type: "oidc", Value: "github:42"})
+		oidcOnly.OIDC = []db.OIDCProvider{{Provider: "github", Subject: "42"}}
+		noProviders := write("noproviders@example.com")
+		noProviders.OIDC = []db.OIDCProvider{}
+		withPassword := write("password@example.com")
+		withPassword.Password = &db.PasswordSecret{Hash: hash}
+		emptyHash := write("emptyhash@example.com")
+		emptyHash.Password = &db.PasswordSecret{Hash: ""}
+
+		tests := []struct {
+			name string
+			w    *db.IdentityWrite
+			want []string // type:identifiers
+		}{
+			{"identifiers only", noPassword, []string{}},
+			{"oidc only", oidcOnly, []string{"OIDC:github:42"}},
+			{"oidc without providers", noProviders, []string{}},
+			{"password", withPassword, []string{"PASSWORD:password@example.com"}},
+			{"empty hash", emptyHash, []string{}},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				created, err := store.CreateIdentity(ctx, tc.w)
+				if err != nil {
+					t.Fatal(err)
+				}
+				read, err := store.GetIdentity(ctx, created.ID, model.AllRelations)
+				if err != nil {
+					t.Fatal(err)
+				}
+				page, _, err := store.ListIdentities(ctx, db.IdentityFilter{IDs: []uuid.UUID{created.ID}}, uuid.Nil, 10, model.AllRelations)
+				if err != nil || len(page) != 1 {
+					t.Fatalf("list: %d, %v", len(page), err)
+				}
+				lazy, err := store.Credentials(ctx, created.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, got := range []struct {
+					path string
+					cs   []*model.Credential
+				}{{"create", created.Credentials}, {"read", read.Credentials}, {"page", page[0].Credentials}, {"lazy", lazy}} {
+					if s := credentialStrings(got.cs); !slices.Equal(s, tc.want) {
+						t.Errorf("%s: credentials %v, want %v", got.path, s, tc.want)
+					}
+				}
+				// The identifiers stay reserved all the same.
+				taken := write("none@example.com")
+				taken.Identifiers = tc.w.Identifiers
+				if _, err := store.CreateIdentity(ctx, taken); model.ErrorCodeOf(err) != model.CodeIdentifierTaken {
+					t.Errorf("another identity with the same identifiers: %v, want IDENTIFIER_TAKEN", err)
+				}
+			})
+		}
+
+		// An update that gives the identity a password lists it from then on.
+		updated, err := store.UpdateIdentity(ctx, noPassword.Identity.ID, func(cur *model.Identity) (*db.IdentityWrite, error) {
+			if len(cur.Credentials) != 0 {
+				t.Errorf("the update saw credentials %v", credentialStrings(cur.Credentials))
+			}
+			w := write("none@example.com")
+			w.Identity = cur
+			w.Password = &db.PasswordSecret{Hash: hash}
+			return w, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := credentialStrings(updated.Credentials), []string{"PASSWORD:none@example.com"}; !slices.Equal(got, want) {
+			t.Errorf("after setting a password: %v, want %v", got, want)
+		}
+	})
+}
+
+// credentialStrings renders credentials as "TYPE:identifier,…".
+func credentialStrings(cs []*model.Credential) []string {
+	out := []string{}
+	for _, c := range cs {
+		out = append(out, string(c.Type)+":"+strings.Join(c.Identifiers, ","))
+	}
+	return out
 }

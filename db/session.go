@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -229,4 +230,84 @@ func (db *DB) Sessions(ctx context.Context, identityID uuid.UUID, activeOnly boo
 		out[i] = r.model()
 	}
 	return out, nil
+}
+
+// SessionFilter narrows a session listing; zero fields do not filter.
+type SessionFilter struct {
+	// IdentityID keeps one identity's sessions.
+	IdentityID *uuid.UUID
+	// Active, when set, keeps the sessions that still work at Now (not
+	// revoked and not expired: what Sessions' activeOnly keeps), or, when
+	// false, the others.
+	Active *bool
+	Now    time.Time
+}
+
+// Session returns one session by id, whatever its state; NOT_FOUND when
+// there is none.
+func (db *DB) Session(ctx context.Context, id uuid.UUID) (*model.Session, error) {
+	row := new(sessionRow)
+	if err := db.bun.NewSelect().Model(row).Where("id = ?", id).Scan(ctx); err != nil {
+		return nil, wrap(notFound(err, "session"))
+	}
+	return row.model(), nil
+}
+
+// ListSessions returns up to limit sessions f matches, newest first (in
+// descending id order: ids are UUIDv7, so creation order), that come after
+// the keyset cursor after in that order (uuid.Nil: from the newest), and
+// whether more follow. A session made meanwhile sorts before every cursor,
+// so it never shifts a page another client is walking.
+func (db *DB) ListSessions(ctx context.Context, f SessionFilter, after uuid.UUID, limit int) ([]*model.Session, bool, error) {
+	var rows []*sessionRow
+	q := filterSessions(db.bun.NewSelect().Model(&rows), f).OrderExpr("id DESC").Limit(int64(limit) + 1)
+	if after != uuid.Nil {
+		q = q.Where("id < ?", after)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, false, wrap(fmt.Errorf("list sessions: %w", err))
+	}
+	more := len(rows) > limit
+	if more {
+		rows = rows[:limit]
+	}
+	out := make([]*model.Session, len(rows))
+	for i, r := range rows {
+		out[i] = r.model()
+	}
+	return out, more, nil
+}
+
+// CountSessions counts the sessions f matches, reading at most limit of
+// them: the answer is limit when at least that many match.
+func (db *DB) CountSessions(ctx context.Context, f SessionFilter, limit int) (int, error) {
+	n, err := db.countUpTo(ctx, filterSessions(db.bun.NewSelect().Model((*sessionRow)(nil)), f), limit)
+	return n, wrap(err)
+}
+
+// SessionsBefore tells whether f matches a session at or before the keyset
+// cursor in listing order (the cursor's or a newer one): one that a page
+// starting after it does not show.
+func (db *DB) SessionsBefore(ctx context.Context, f SessionFilter, cursor uuid.UUID) (bool, error) {
+	if cursor == uuid.Nil {
+		return false, nil
+	}
+	found, err := filterSessions(db.bun.NewSelect().Model((*sessionRow)(nil)), f).
+		ColumnExpr("1").Where("id >= ?", cursor).Limit(1).Exists(ctx)
+	return found, wrap(err)
+}
+
+// filterSessions narrows q, a query on sessions, to what f matches.
+func filterSessions(q *bun.SelectQuery, f SessionFilter) *bun.SelectQuery {
+	if f.IdentityID != nil {
+		q = q.Where("identity_id = ?", *f.IdentityID)
+	}
+	if f.Active != nil {
+		if *f.Active {
+			q = q.Where("active = ? AND expires_at > ?", true, f.Now.UTC())
+		} else {
+			q = q.Where("(active = ? OR expires_at <= ?)", false, f.Now.UTC())
+		}
+	}
+	return q
 }

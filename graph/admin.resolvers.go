@@ -64,7 +64,7 @@ func (r *queryResolver) Identity(ctx context.Context, id uuid.UUID) (*model.Iden
 }
 
 func (r *queryResolver) Identities(ctx context.Context, first *int, after *string, filter *model.IdentityFilter) (*model.IdentityConnection, error) {
-	page, err := r.IdentityService.List(ctx, first, after, filter, selectedRelations(ctx))
+	page, err := r.IdentityService.List(ctx, first, after, filter, selectedRelations(ctx), selectedPageExtras(ctx, "IdentityConnection"))
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package graph
 
 import (
-	"github.com/identityd/identityd/internal/identity"
 	"github.com/identityd/identityd/internal/session"
 	"github.com/identityd/identityd/model"
 	"github.com/identityd/identityd/schemas"
@@ -24,19 +23,33 @@ func identityPayload(ident *model.Identity, err error) (*model.IdentityPayload, 
 	return &model.IdentityPayload{Identity: ident, UserErrors: errs}, nil
 }
 
-// identityConnection is a page as a Relay connection.
-func identityConnection(p *identity.Page) *model.IdentityConnection {
-	conn := &model.IdentityConnection{
-		Edges:    make([]*model.IdentityEdge, len(p.Identities)),
-		PageInfo: &model.PageInfo{HasNextPage: p.HasNext, HasPreviousPage: p.HasPrevious},
+// identityConnection is a page of identities as a Relay connection.
+func identityConnection(p *model.Page[*model.Identity]) *model.IdentityConnection {
+	conn := &model.IdentityConnection{Edges: make([]*model.IdentityEdge, len(p.Items))}
+	for i, ident := range p.Items {
+		conn.Edges[i] = &model.IdentityEdge{Cursor: model.EncodeCursor(ident.ID), Node: ident}
 	}
-	for i, ident := range p.Identities {
-		conn.Edges[i] = &model.IdentityEdge{Cursor: identity.Cursor(ident), Node: ident}
-	}
+	var first, last string
 	if n := len(conn.Edges); n > 0 {
-		conn.PageInfo.StartCursor = &conn.Edges[0].Cursor
-		conn.PageInfo.EndCursor = &conn.Edges[n-1].Cursor
+		first, last = conn.Edges[0].Cursor, conn.Edges[n-1].Cursor
 	}
+	conn.PageInfo = pageInfo(p, first, last)
+	conn.TotalCount, conn.IsTotalCountExact = totalCount(p)
+	return conn
+}
+
+// sessionConnection is a page of sessions as a Relay connection.
+func sessionConnection(p *model.Page[*model.Session]) *model.SessionConnection {
+	conn := &model.SessionConnection{Edges: make([]*model.SessionEdge, len(p.Items))}
+	for i, s := range p.Items {
+		conn.Edges[i] = &model.SessionEdge{Cursor: model.EncodeCursor(s.ID), Node: s}
+	}
+	var first, last string
+	if n := len(conn.Edges); n > 0 {
+		first, last = conn.Edges[0].Cursor, conn.Edges[n-1].Cursor
+	}
+	conn.PageInfo = pageInfo(p, first, last)
+	conn.TotalCount, conn.IsTotalCountExact = totalCount(p)
 	return conn
 }
 

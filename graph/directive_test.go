@@ -38,6 +38,72 @@ func TestEveryOperationHasAnAccessDirective(t *testing.T) {
 	}
 }
 
+// TestEverythingHasADescription walks the schema: every type, field,
+// argument, input field, enum value and directive of ours has a
+// description, since the schema is the documentation a frontend or console
+// developer reads (in the playground, or any client through introspection).
+func TestEverythingHasADescription(t *testing.T) {
+	s := schema(t)
+	missing := func(what string) { t.Errorf("%s has no description", what) }
+	args := func(owner string, as ast.ArgumentDefinitionList) {
+		for _, a := range as {
+			if strings.TrimSpace(a.Description) == "" {
+				missing(fmt.Sprintf("argument %s(%s:)", owner, a.Name))
+			}
+		}
+	}
+	for _, typ := range s.Types {
+		if typ.BuiltIn || strings.HasPrefix(typ.Name, "__") {
+			continue
+		}
+		if strings.TrimSpace(typ.Description) == "" {
+			missing(fmt.Sprintf("%s %s", strings.ToLower(string(typ.Kind)), typ.Name))
+		}
+		for _, f := range typ.Fields {
+			if strings.HasPrefix(f.Name, "__") {
+				continue
+			}
+			if strings.TrimSpace(f.Description) == "" {
+				missing(fmt.Sprintf("field %s.%s", typ.Name, f.Name))
+			}
+			args(typ.Name+"."+f.Name, f.Arguments)
+		}
+		for _, v := range typ.EnumValues {
+			if strings.TrimSpace(v.Description) == "" {
+				missing(fmt.Sprintf("enum value %s.%s", typ.Name, v.Name))
+			}
+		}
+	}
+	for _, d := range s.Directives {
+		if d.Position != nil && d.Position.Src != nil && d.Position.Src.BuiltIn {
+			continue
+		}
+		if strings.TrimSpace(d.Description) == "" {
+			missing("directive @" + d.Name)
+		}
+		args("@"+d.Name, d.Arguments)
+	}
+}
+
+// TestOperationsSayWhoMayCallThem: applied directives do not show through
+// standard introspection, so each Query and Mutation field's description
+// repeats its @access requirement as "Access: admin." (or session, public).
+func TestOperationsSayWhoMayCallThem(t *testing.T) {
+	s := schema(t)
+	for _, typ := range []*ast.Definition{s.Query, s.Mutation} {
+		for _, f := range typ.Fields {
+			d := f.Directives.ForName("access")
+			if strings.HasPrefix(f.Name, "__") || d == nil {
+				continue
+			}
+			want := "Access: " + strings.ToLower(d.Arguments.ForName("requires").Value.Raw) + "."
+			if !strings.Contains(f.Description, want) {
+				t.Errorf("%s.%s: description does not say %q", typ.Name, f.Name, want)
+			}
+		}
+	}
+}
+
 // TestAdminOnlyFields pins which fields only admins may read.
 func TestAdminOnlyFields(t *testing.T) {
 	s := schema(t)
@@ -51,6 +117,8 @@ func TestAdminOnlyFields(t *testing.T) {
 		{"Mutation", "patchIdentity"},
 		{"Mutation", "deleteIdentity"},
 		{"Mutation", "importIdentities"},
+		{"Query", "session"},
+		{"Query", "sessions"},
 	} {
 		f := s.Types[tc.typ].Fields.ForName(tc.field)
 		if f == nil {

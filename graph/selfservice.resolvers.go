@@ -111,11 +111,11 @@ func (r *queryResolver) MySessions(ctx context.Context) ([]*model.Session, error
 	if err != nil {
 		return nil, err
 	}
-	ss, err := r.Sessions.Sessions(ctx, sess.IdentityID, true)
+	ss, err := r.Resolver.Sessions.Sessions(ctx, sess.IdentityID, true)
 	return r.shareIdentity(ctx, ss, sess.IdentityID, err)
 }
 
 func (r *queryResolver) IdentitySessions(ctx context.Context, identityID uuid.UUID, activeOnly *bool) ([]*model.Session, error) {
-	ss, err := r.Sessions.Sessions(ctx, identityID, activeOnly == nil || *activeOnly)
+	ss, err := r.Resolver.Sessions.Sessions(ctx, identityID, activeOnly == nil || *activeOnly)
 	return r.shareIdentity(ctx, ss, identityID, err)
 }

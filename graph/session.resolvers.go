@@ -8,8 +8,30 @@ package graph
 import (
 	"context"
 
+	"github.com/google/uuid"
 	"github.com/identityd/identityd/model"
 )
+
+func (r *queryResolver) Session(ctx context.Context, id uuid.UUID) (*model.Session, error) {
+	// r.Resolver.Sessions: the service, which this resolver's Sessions
+	// method (the query field) hides.
+	sess, err := r.Resolver.Sessions.Get(ctx, id)
+	if model.ErrorCodeOf(err) == model.CodeNotFound {
+		return nil, nil // the API documents null for an unknown id
+	}
+	return sess, err
+}
+
+func (r *queryResolver) Sessions(ctx context.Context, first *int, after *string, filter *model.SessionFilter) (*model.SessionConnection, error) {
+	page, err := r.Resolver.Sessions.List(ctx, first, after, filter, selectedPageExtras(ctx, "SessionConnection"))
+	if err != nil {
+		return nil, err
+	}
+	if err := r.shareIdentities(ctx, page.Items); err != nil {
+		return nil, err
+	}
+	return sessionConnection(page), nil
+}
 
 func (r *sessionResolver) Identity(ctx context.Context, obj *model.Session) (*model.Identity, error) {
 	if obj.Identity != nil {

@@ -11,151 +11,286 @@ import (
 	"github.com/google/uuid"
 )
 
+// The answer of `register` and `login`.
 type AuthPayload struct {
+	// The new session, with its identity; null when `userErrors` is not empty.
 	Session *Session `json:"session,omitempty"`
-	// The session token, for `Authorization: Bearer`. Shown once; only its hash is stored.
+	// The session token, for `Authorization: Bearer` (or `X-Session-Token`).
+	// Shown once; only its hash is stored. Null for a cookie session (the token
+	// is then only in the HttpOnly cookie) and on failure.
 	SessionToken *string `json:"sessionToken,omitempty"`
-	// For cookie sessions: send it as the X-CSRF-Token header with every mutation.
-	CsrfToken  *string      `json:"csrfToken,omitempty"`
+	// For cookie sessions: send it as the X-CSRF-Token header with every mutation. Null otherwise.
+	CsrfToken *string `json:"csrfToken,omitempty"`
+	// Why no session was made; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// A password change by the owner.
 type ChangePasswordInput struct {
-	CurrentPassword     *string `json:"currentPassword,omitempty"`
-	NewPassword         string  `json:"newPassword"`
-	RevokeOtherSessions *bool   `json:"revokeOtherSessions,omitempty"`
+	// The password in use; may be left out within `selfservice.flows.settings.privileged_session_max_age` of signing in.
+	CurrentPassword *string `json:"currentPassword,omitempty"`
+	// The new password; the rules of `RegisterInput.password` apply (path `/newPassword`).
+	NewPassword string `json:"newPassword"`
+	// End every other session of the caller (true when absent); this one stays.
+	RevokeOtherSessions *bool `json:"revokeOtherSessions,omitempty"`
 }
 
+// A new identity.
 type CreateIdentityInput struct {
-	// The identity schema; the default schema when absent.
+	// The identity schema; the default schema (`identity.default_schema_id`) when absent.
 	SchemaID *string `json:"schemaId,omitempty"`
-	Traits   JSON    `json:"traits"`
+	// The identity's attributes, a JSON object valid against the schema.
+	Traits JSON `json:"traits"`
 	// ACTIVE when absent.
-	State          *IdentityState    `json:"state,omitempty"`
-	MetadataPublic JSON              `json:"metadataPublic,omitempty"`
-	MetadataAdmin  JSON              `json:"metadataAdmin,omitempty"`
-	Credentials    *CredentialsInput `json:"credentials,omitempty"`
+	State *IdentityState `json:"state,omitempty"`
+	// Attributes only admins may change and the owner may read; null when absent.
+	MetadataPublic JSON `json:"metadataPublic,omitempty"`
+	// Attributes only admins may read and change; null when absent.
+	MetadataAdmin JSON `json:"metadataAdmin,omitempty"`
+	// Credentials to give it; none when absent (it cannot sign in until it gets one, but its login identifiers are reserved).
+	Credentials *CredentialsInput `json:"credentials,omitempty"`
 }
 
+// Credentials to set on an identity; each one given replaces that credential, the ones absent stay.
 type CredentialsInput struct {
+	// A password. The schema must mark at least one trait as a password identifier, or VALIDATION_FAILED.
 	Password *PasswordCredentialInput `json:"password,omitempty"`
-	Oidc     *OIDCCredentialInput     `json:"oidc,omitempty"`
+	// OpenID Connect links; replaces every existing link.
+	Oidc *OIDCCredentialInput `json:"oidc,omitempty"`
 }
 
+// The answer of `deleteIdentity`.
 type DeleteIdentityPayload struct {
-	DeletedID  *uuid.UUID   `json:"deletedId,omitempty"`
+	// The id of the identity deleted; null when `userErrors` is not empty.
+	DeletedID *uuid.UUID `json:"deletedId,omitempty"`
+	// Why nothing was deleted; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// A page of identities (Relay connection).
 type IdentityConnection struct {
-	Edges    []*IdentityEdge `json:"edges"`
-	PageInfo *PageInfo       `json:"pageInfo"`
+	// The identities of this page, in creation order.
+	Edges []*IdentityEdge `json:"edges"`
+	// Where the page is in the whole listing.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many identities match the filter, on every page alike (the cursor does
+	// not change it). Counting stops after 10,000: when more match, this is
+	// 10,000 and `isTotalCountExact` is false. Costs one query, run only when
+	// this field or `isTotalCountExact` is selected; null otherwise.
+	TotalCount *int `json:"totalCount,omitempty"`
+	// False when more than 10,000 identities match and `totalCount` is that bound, not the count; null unless selected.
+	IsTotalCountExact *bool `json:"isTotalCountExact,omitempty"`
 }
 
+// One identity of a page, with its cursor.
 type IdentityEdge struct {
-	Cursor string    `json:"cursor"`
-	Node   *Identity `json:"node"`
+	// Opaque; pass it as `after` to continue after this identity. Stays valid after the identity is deleted.
+	Cursor string `json:"cursor"`
+	// The identity.
+	Node *Identity `json:"node"`
 }
 
-// Narrows `identities`; every field given must match.
+// Narrows `identities`; every field given must match (absent fields do not filter).
 type IdentityFilter struct {
-	// An identity that signs in with this identifier (normalised as at login: case and spacing do not matter).
-	CredentialsIdentifier *string        `json:"credentialsIdentifier,omitempty"`
-	State                 *IdentityState `json:"state,omitempty"`
-	SchemaID              *string        `json:"schemaId,omitempty"`
-	Ids                   []uuid.UUID    `json:"ids,omitempty"`
+	// An identity that holds this login identifier (email, username, phone or
+	// OIDC `provider:subject`), whether or not it has a password yet, normalised
+	// as at login: case and spacing do not matter. Exact match, not a prefix.
+	CredentialsIdentifier *string `json:"credentialsIdentifier,omitempty"`
+	// Only identities in this state.
+	State *IdentityState `json:"state,omitempty"`
+	// Only identities validated by this schema.
+	SchemaID *string `json:"schemaId,omitempty"`
+	// Only these identities (listed in creation order whatever the order given); an empty list matches none.
+	Ids []uuid.UUID `json:"ids,omitempty"`
 }
 
+// The answer of a mutation on one identity.
 type IdentityPayload struct {
-	Identity   *Identity    `json:"identity,omitempty"`
+	// The identity as stored after the change, with every relation; null when `userErrors` is not empty.
+	Identity *Identity `json:"identity,omitempty"`
+	// Why nothing changed; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The answer of `importIdentities`.
 type ImportIdentitiesPayload struct {
+	// One result per input item, in input order.
 	Results []*ImportIdentityResult `json:"results"`
 }
 
+// The outcome of one item of `importIdentities`.
 type ImportIdentityResult struct {
-	// The item's position in the input.
-	Index      int          `json:"index"`
-	Identity   *Identity    `json:"identity,omitempty"`
+	// The item's position in the input, from 0.
+	Index int `json:"index"`
+	// The identity created; null when `userErrors` is not empty.
+	Identity *Identity `json:"identity,omitempty"`
+	// Why this item was not created; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
-// One RFC 6902 operation: add, remove, replace, move, copy or test.
+// One RFC 6902 operation.
 type JSONPatchOperation struct {
-	Op    string  `json:"op"`
-	Path  string  `json:"path"`
-	Value JSON    `json:"value,omitempty"`
-	From  *string `json:"from,omitempty"`
+	// `add`, `remove`, `replace`, `move`, `copy` or `test`.
+	Op string `json:"op"`
+	// A JSON pointer into the identity document, e.g. `/traits/email`.
+	Path string `json:"path"`
+	// The value for `add`, `replace` and `test`.
+	Value JSON `json:"value,omitempty"`
+	// The source pointer for `move` and `copy`.
+	From *string `json:"from,omitempty"`
 }
 
+// A sign-in.
 type LoginInput struct {
+	// Any login identifier of the identity (email, username, phone number); case and spacing do not matter.
 	Identifier string `json:"identifier"`
-	Password   string `json:"password"`
-	// Also set the session cookie (for browsers).
+	// The identity's password.
+	Password string `json:"password"`
+	// Also set the session cookie (for browsers); when absent, a browser page from an allowed origin gets one too. With a cookie, `sessionToken` is null.
 	Cookie *bool `json:"cookie,omitempty"`
 }
 
+// The answer of a mutation that ends one session.
 type LogoutPayload struct {
+	// Why nothing ended; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// Changes. Each field says who may call it ("Access: …", from its `@access`
+// directive), the `userErrors` codes its payload can hold and the top-level
+// errors it can give.
 type Mutation struct {
 }
 
+// An identity's links to OpenID Connect providers.
 type OIDCCredentialInput struct {
+	// Every link the identity has after the write; an empty list removes them all.
 	Providers []*OIDCProviderInput `json:"providers"`
 }
 
+// One link to an account at an OpenID Connect provider; unique across identities.
 type OIDCProviderInput struct {
+	// The provider's name, e.g. `github`; not empty.
 	Provider string `json:"provider"`
-	Subject  string `json:"subject"`
+	// The account's `sub` claim at that provider, case-sensitive; not empty.
+	Subject string `json:"subject"`
 }
 
-// Relay pagination information.
+// Relay pagination information. Listings are forward only: `first` (1–1000,
+// default 250) and `after`, with opaque keyset cursors, so a page never shifts
+// while items are added or removed and a cursor stays valid after its item is
+// deleted.
 type PageInfo struct {
-	HasNextPage     bool    `json:"hasNextPage"`
-	HasPreviousPage bool    `json:"hasPreviousPage"`
-	StartCursor     *string `json:"startCursor,omitempty"`
-	EndCursor       *string `json:"endCursor,omitempty"`
+	// True when more items match after the last edge: ask for them with `after: endCursor`.
+	HasNextPage bool `json:"hasNextPage"`
+	// True when `after` was given and at least one item matching the same
+	// filter comes at or before that cursor, i.e. the page is not the first; false
+	// without `after`. There is no `last`/`before`: walk back by keeping earlier
+	// cursors. Costs one indexed query, run only when this field is selected.
+	HasPreviousPage bool `json:"hasPreviousPage"`
+	// The cursor of the first edge; null when the page is empty.
+	StartCursor *string `json:"startCursor,omitempty"`
+	// The cursor of the last edge, to pass as `after` for the next page; null when the page is empty.
+	EndCursor *string `json:"endCursor,omitempty"`
 }
 
-// Exactly one of `password` (hashed with argon2id) and `hashedPassword` (bcrypt, argon2id, argon2i, pbkdf2 or scrypt, kept as is).
+// Exactly one of `password` (hashed with argon2id) and `hashedPassword` (bcrypt, argon2id, argon2i, pbkdf2 or scrypt, kept as is); both or neither is VALIDATION_FAILED.
 type PasswordCredentialInput struct {
-	Password       *string `json:"password,omitempty"`
+	// A plaintext password; it must pass the password policy (see `RegisterInput.password`), or PASSWORD_POLICY.
+	Password *string `json:"password,omitempty"`
+	// A hash to import unchanged, recognised by its prefix as Kratos imports
+	// them: `$2a$`/`$2b$`/`$2y$` (bcrypt), `$argon2id$`, `$argon2i$`, `$pbkdf2-…`,
+	// `$scrypt$`; anything else, or costs beyond the server's bounds, is
+	// VALIDATION_FAILED. It is replaced by an argon2id hash with the server's
+	// parameters at the next successful login.
 	HashedPassword *string `json:"hashedPassword,omitempty"`
 }
 
+// Reads. Each field says who may call it ("Access: …", from its `@access`
+// directive) and which errors it can give.
 type Query struct {
 }
 
+// A sign-up.
 type RegisterInput struct {
+	// The identity schema; the default schema (`identity.default_schema_id`) when absent.
 	SchemaID *string `json:"schemaId,omitempty"`
-	Traits   JSON    `json:"traits"`
-	Password string  `json:"password"`
-	// Also set the session cookie (for browsers).
+	// The new identity's attributes, a JSON object valid against the schema; it must set at least one login identifier.
+	Traits JSON `json:"traits"`
+	// The password. Rules (PASSWORD_POLICY, path `/password`, the message says
+	// which): at least 8 visible characters (spaces and invisible characters
+	// such as zero-width spaces do not count; characters, not bytes, so any
+	// script works); no control characters (NUL, tab, newline, escape, …); at
+	// most 256 bytes (UTF-8); not too similar to any login identifier of the
+	// identity (fewer than 5 single-character edits apart, or sharing a run of
+	// more than half its length, case ignored); not a commonly used password.
+	// No composition rules (no required digits or symbols).
+	Password string `json:"password"`
+	// Also set the session cookie (for browsers); when absent, a browser page from an allowed origin gets one too. With a cookie, `sessionToken` is null.
 	Cookie *bool `json:"cookie,omitempty"`
 }
 
+// The answer of a mutation that ends several sessions.
 type RevokeSessionsPayload struct {
-	Revoked    int          `json:"revoked"`
+	// How many active sessions ended (0 when there were none).
+	Revoked int `json:"revoked"`
+	// Always empty today; kept so that every payload has one.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// A page of sessions (Relay connection).
+type SessionConnection struct {
+	// The sessions of this page, newest first.
+	Edges []*SessionEdge `json:"edges"`
+	// Where the page is in the whole listing.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many sessions match the filter, on every page alike (the cursor does
+	// not change it). Counting stops after 10,000: when more match, this is
+	// 10,000 and `isTotalCountExact` is false. Costs one query, run only when
+	// this field or `isTotalCountExact` is selected; null otherwise.
+	TotalCount *int `json:"totalCount,omitempty"`
+	// False when more than 10,000 sessions match and `totalCount` is that bound, not the count; null unless selected.
+	IsTotalCountExact *bool `json:"isTotalCountExact,omitempty"`
+}
+
+// One session of a page, with its cursor.
+type SessionEdge struct {
+	// Opaque; pass it as `after` to continue after this session. Stays valid after the session is gone.
+	Cursor string `json:"cursor"`
+	// The session.
+	Node *Session `json:"node"`
+}
+
+// Narrows `sessions`; every field given must match (absent fields do not filter).
+type SessionFilter struct {
+	// Only this identity's sessions.
+	IdentityID *uuid.UUID `json:"identityId,omitempty"`
+	// True: only sessions that still work now, neither ended nor expired (what
+	// `identitySessions(activeOnly: true)` lists; the identity's state aside).
+	// False: only the others, ended or expired.
+	Active *bool `json:"active,omitempty"`
+}
+
+// The answer of a mutation on one session.
 type SessionPayload struct {
-	Session    *Session     `json:"session,omitempty"`
+	// The session after the change; null when `userErrors` is not empty.
+	Session *Session `json:"session,omitempty"`
+	// Why nothing changed; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// An identity's new content for `updateIdentity`: a replacement, not a merge.
 type UpdateIdentityInput struct {
 	// The identity schema; unchanged when absent. Traits are validated against the new schema.
 	SchemaID *string `json:"schemaId,omitempty"`
-	Traits   JSON    `json:"traits"`
+	// The new traits, replacing the old ones, valid against the schema.
+	Traits JSON `json:"traits"`
 	// Unchanged when absent.
-	State          *IdentityState `json:"state,omitempty"`
-	MetadataPublic JSON           `json:"metadataPublic,omitempty"`
-	MetadataAdmin  JSON           `json:"metadataAdmin,omitempty"`
+	State *IdentityState `json:"state,omitempty"`
+	// The new public metadata; absent or null clears it.
+	MetadataPublic JSON `json:"metadataPublic,omitempty"`
+	// The new admin metadata; absent or null clears it.
+	MetadataAdmin JSON `json:"metadataAdmin,omitempty"`
 	// Credentials to set; the others stay as they are.
 	Credentials *CredentialsInput `json:"credentials,omitempty"`
 	// With `credentials.password` (a password reset): end every session of the
@@ -165,16 +300,26 @@ type UpdateIdentityInput struct {
 	RevokeSessions *bool `json:"revokeSessions,omitempty"`
 }
 
-// A problem with the input of a mutation. `path` is a JSON pointer into the input, e.g. `/traits/email`.
+// A problem with the input of a mutation: the mutation changed nothing (except
+// where its description says items stand alone) and its payload lists every
+// problem found. Problems with the caller (UNAUTHENTICATED, FORBIDDEN,
+// TOO_MANY_ATTEMPTS) and malformed requests (BAD_USER_INPUT) are top-level
+// GraphQL errors with `extensions.code` instead.
 type UserError struct {
-	// VALIDATION_FAILED, SCHEMA_NOT_FOUND, IDENTIFIER_TAKEN, INVALID_CREDENTIALS,
-	// ACCOUNT_DISABLED, PASSWORD_POLICY, NOT_FOUND, INVALID_PATCH or
-	// REAUTHENTICATION_REQUIRED (a change that needs a recent sign-in: sign in
-	// again, then retry).
+	// What kind of problem, for code to act on: VALIDATION_FAILED (one per JSON
+	// Schema violation of the traits, or an invalid field of the input),
+	// SCHEMA_NOT_FOUND (no such identity schema is configured), IDENTIFIER_TAKEN
+	// (another identity signs in with this identifier), INVALID_CREDENTIALS
+	// (wrong identifier or password: the two are never told apart),
+	// ACCOUNT_DISABLED (the identity is INACTIVE), PASSWORD_POLICY (the new
+	// password breaks a rule: the message says which), NOT_FOUND (no such
+	// identity or session), INVALID_PATCH (a JSON Patch operation that cannot
+	// apply) or REAUTHENTICATION_REQUIRED (a change that needs a recent sign-in:
+	// sign in again, then retry).
 	Code string `json:"code"`
-	// What is wrong, for a person to read.
+	// What is wrong, in English, for a person to read; may change between versions, unlike `code`.
 	Message string `json:"message"`
-	// Where in the input, as a JSON pointer; null when the error is about the input as a whole.
+	// Where in the input, as a JSON pointer (e.g. `/traits/email`, `/credentials/password/password`); null when the error is about the input as a whole.
 	Path *string `json:"path,omitempty"`
 }
 
@@ -184,9 +329,14 @@ type Access string
 const (
 	// Anyone, with or without credentials.
 	AccessPublic Access = "PUBLIC"
-	// A caller with a valid session (Authorization: Bearer <session token>, or the session cookie).
+	// A caller with a valid session: `Authorization: Bearer <session token>`, the
+	// `X-Session-Token` header, or the session cookie (a mutation authenticated
+	// by the cookie also needs the `X-CSRF-Token` header, or fails with
+	// FORBIDDEN). An admin key is not a session: UNAUTHENTICATED.
 	AccessSession Access = "SESSION"
-	// A caller with an admin API key (Authorization: Bearer <admin key>).
+	// A caller with an admin API key (`Authorization: Bearer <admin key>`).
+	// Without any credentials: UNAUTHENTICATED; with a session instead:
+	// FORBIDDEN.
 	AccessAdmin Access = "ADMIN"
 )
 
@@ -239,17 +389,24 @@ func (e Access) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// A kind of credential.
+// A kind of credential, as Kratos names them.
 type CredentialType string
 
 const (
-	CredentialTypePassword     CredentialType = "PASSWORD"
-	CredentialTypeOidc         CredentialType = "OIDC"
-	CredentialTypeTotp         CredentialType = "TOTP"
+	// A password, signing in with any of the login identifiers the schema marks (email, username, phone).
+	CredentialTypePassword CredentialType = "PASSWORD"
+	// Links to accounts at OpenID Connect providers; identifiers are `provider:subject`.
+	CredentialTypeOidc CredentialType = "OIDC"
+	// A time-based one-time password (authenticator app). Not issued by this server yet.
+	CredentialTypeTotp CredentialType = "TOTP"
+	// Single-use recovery codes for a second factor. Not issued by this server yet.
 	CredentialTypeLookupSecret CredentialType = "LOOKUP_SECRET"
-	CredentialTypeCode         CredentialType = "CODE"
-	CredentialTypeWebauthn     CredentialType = "WEBAUTHN"
-	CredentialTypePasskey      CredentialType = "PASSKEY"
+	// One-time codes sent by email or SMS. Not issued by this server yet.
+	CredentialTypeCode CredentialType = "CODE"
+	// A WebAuthn security key used as a second factor. Not issued by this server yet.
+	CredentialTypeWebauthn CredentialType = "WEBAUTHN"
+	// A passkey (passwordless WebAuthn). Not issued by this server yet.
+	CredentialTypePasskey CredentialType = "PASSKEY"
 )
 
 var AllCredentialType = []CredentialType{
@@ -305,11 +462,15 @@ func (e CredentialType) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// An identity's lifecycle state. Inactive identities cannot sign in.
+// An identity's lifecycle state.
 type IdentityState string
 
 const (
-	IdentityStateActive   IdentityState = "ACTIVE"
+	// The identity can sign in and its sessions work.
+	IdentityStateActive IdentityState = "ACTIVE"
+	// The identity cannot sign in (login answers ACCOUNT_DISABLED) and every
+	// session it had stops working at once; making it ACTIVE again does not bring
+	// those sessions back.
 	IdentityStateInactive IdentityState = "INACTIVE"
 )
 

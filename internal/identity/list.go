@@ -1,8 +1,8 @@
 package identity
 
 import (
+	"bytes"
 	"context"
-	"encoding/base64"
 	"slices"
 	"strings"
 
@@ -13,50 +13,18 @@ import (
 	"github.com/identityd/identityd/schemas"
 )
 
-// Page sizes for List.
-const (
-	DefaultPageSize = 250
-	MaxPageSize     = 1000
-)
-
-// Page is one page of identities.
-type Page struct {
-	Identities []*model.Identity
-	HasNext    bool
-	// HasPrevious is true when the page started after a cursor.
-	HasPrevious bool
-}
-
-// Cursor returns the opaque cursor that points just past ident.
-func Cursor(ident *model.Identity) string {
-	return base64.RawURLEncoding.EncodeToString(ident.ID[:])
-}
-
-func parseCursor(c string) (uuid.UUID, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) != 16 {
-		return uuid.Nil, &model.Error{Code: model.CodeBadUserInput, Path: "/after", Message: "after is not a cursor this API returned"}
-	}
-	return uuid.UUID(b), nil
-}
-
 // List returns a page of identities in creation order after the cursor,
 // with the relations rels loaded for the whole page at once (the others load
-// on demand, one identity at a time: name every relation the answer shows).
-func (s *Service) List(ctx context.Context, first *int, after *string, f *model.IdentityFilter, rels model.Relations) (*Page, error) {
-	limit := DefaultPageSize
-	if first != nil {
-		if *first < 1 || *first > MaxPageSize {
-			return nil, &model.Error{Code: model.CodeBadUserInput, Path: "/first", Message: "first must be between 1 and 1000"}
-		}
-		limit = *first
+// on demand, one identity at a time: name every relation the answer shows),
+// and the extras asked for, each a query of its own.
+func (s *Service) List(ctx context.Context, first *int, after *string, f *model.IdentityFilter, rels model.Relations, extras model.PageExtras) (*model.Page[*model.Identity], error) {
+	limit, err := model.PageSize(first)
+	if err != nil {
+		return nil, err
 	}
-	var cursor uuid.UUID
-	if after != nil && *after != "" {
-		var err error
-		if cursor, err = parseCursor(*after); err != nil {
-			return nil, err
-		}
+	cursor, err := model.DecodeCursor(after)
+	if err != nil {
+		return nil, err
 	}
 	var filter db.IdentityFilter
 	if f != nil {
@@ -79,5 +47,38 @@ func (s *Service) List(ctx context.Context, first *int, after *string, f *model.
 	if err != nil {
 		return nil, err
 	}
-	return &Page{Identities: ids, HasNext: more, HasPrevious: cursor != uuid.Nil}, nil
+	page := &model.Page[*model.Identity]{Items: ids, HasNext: more}
+	if extras.HasPrevious {
+		if page.HasPrevious, err = s.store.IdentitiesBefore(ctx, filter, cursor); err != nil {
+			return nil, err
+		}
+	}
+	if extras.TotalCount {
+		n, err := s.store.CountIdentities(ctx, filter, model.TotalCountLimit+1)
+		if err != nil {
+			return nil, err
+		}
+		page.Total = model.NewTotalCount(n)
+	}
+	return page, nil
+}
+
+// GetMany returns those of the identities ids that exist, by id, with the
+// relations rels: one query, and one per relation, however many there are
+// (at most model.MaxPageSize), for pages of records that point to
+// identities (sessions).
+func (s *Service) GetMany(ctx context.Context, ids []uuid.UUID, rels model.Relations) (map[uuid.UUID]*model.Identity, error) {
+	if len(ids) == 0 {
+		return map[uuid.UUID]*model.Identity{}, nil
+	}
+	distinct := slices.Compact(slices.SortedFunc(slices.Values(ids), func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }))
+	found, _, err := s.store.ListIdentities(ctx, db.IdentityFilter{IDs: distinct}, uuid.Nil, len(distinct), rels)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uuid.UUID]*model.Identity, len(found))
+	for _, ident := range found {
+		out[ident.ID] = ident
+	}
+	return out, nil
 }

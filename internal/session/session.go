@@ -206,6 +206,49 @@ func (s *Service) Sessions(ctx context.Context, identityID uuid.UUID, activeOnly
 	return s.store.Sessions(ctx, identityID, activeOnly, s.clock())
 }
 
+// Get returns one session by id, whatever its state (admins); NOT_FOUND
+// when there is none.
+func (s *Service) Get(ctx context.Context, id uuid.UUID) (*model.Session, error) {
+	return s.store.Session(ctx, id)
+}
+
+// List returns a page of every identity's sessions (admins), newest first,
+// after the cursor, and the extras asked for, each a query of its own.
+// Active in the filter means what Sessions' activeOnly does: not revoked and
+// not expired now.
+func (s *Service) List(ctx context.Context, first *int, after *string, f *model.SessionFilter, extras model.PageExtras) (*model.Page[*model.Session], error) {
+	limit, err := model.PageSize(first)
+	if err != nil {
+		return nil, err
+	}
+	cursor, err := model.DecodeCursor(after)
+	if err != nil {
+		return nil, err
+	}
+	filter := db.SessionFilter{Now: s.clock()}
+	if f != nil {
+		filter.IdentityID, filter.Active = f.IdentityID, f.Active
+	}
+	ss, more, err := s.store.ListSessions(ctx, filter, cursor, limit)
+	if err != nil {
+		return nil, err
+	}
+	page := &model.Page[*model.Session]{Items: ss, HasNext: more}
+	if extras.HasPrevious {
+		if page.HasPrevious, err = s.store.SessionsBefore(ctx, filter, cursor); err != nil {
+			return nil, err
+		}
+	}
+	if extras.TotalCount {
+		n, err := s.store.CountSessions(ctx, filter, model.TotalCountLimit+1)
+		if err != nil {
+			return nil, err
+		}
+		page.Total = model.NewTotalCount(n)
+	}
+	return page, nil
+}
+
 // Revoke ends one session of identityID.
 func (s *Service) Revoke(ctx context.Context, identityID, sessionID uuid.UUID) error {
 	return s.store.RevokeSession(ctx, identityID, sessionID, s.clock())
