@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -380,5 +381,27 @@ func TestQueryCacheBound(t *testing.T) {
 	}
 	if _, ok := c.Get(ctx, long); ok {
 		t.Error("a long query was kept")
+	}
+}
+
+// TestGETLimits: the limits hold for queries sent with GET too (gqlgen's
+// transport, the same executor), with a 4xx and at most maxErrors errors.
+func TestGETLimits(t *testing.T) {
+	h := newTestHandler(t, testLimits)
+	for _, tc := range []struct{ query, code string }{
+		{fragmentBomb("query", "Query", 30), codeTooComplex},
+		{nested(13), codeTooDeep},
+		{`{ identitySchema(id: {` + strings.Repeat(`a: 1 `, 500) + `}) { id } }`, "GRAPHQL_VALIDATION_FAILED"},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/graphql?query="+url.QueryEscape(tc.query), nil)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		var a answer
+		if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil {
+			t.Fatalf("%d %.200s", w.Code, w.Body)
+		}
+		if w.Code != http.StatusUnprocessableEntity || a.code() != tc.code || len(a.Errors) > maxErrors+1 {
+			t.Errorf("GET %.40q: %d, %d errors, code %s; want 422 %s", tc.query, w.Code, len(a.Errors), a.code(), tc.code)
+		}
 	}
 }
