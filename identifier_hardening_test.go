@@ -280,3 +280,15 @@ func TestMetadataWithNUL(t *testing.T) {
 		}
 	})
 }
+
+// TestIdentifierFilterWithNUL: the admin list filter with a NUL in the
+// identifier finds nothing instead of failing the query on PostgreSQL.
+func TestIdentifierFilterWithNUL(t *testing.T) {
+	eachServer(t, func(t *testing.T, s *testServer) {
+		r := s.gql(t, testAdminKey, `query($v: String!) { identities(first: 5, filter: {credentialsIdentifier: $v}) { edges { node { id } } } }`,
+			map[string]any{"v": "alice\u0000@example.com"})
+		if len(r.Errors) > 0 || string(r.Data) != `{"identities":{"edges":[]}}` {
+			t.Fatalf("filter with NUL: %s %+v", r.Data, r.Errors)
+		}
+	})
+}

@@ -628,7 +628,7 @@ func TestSelfServiceChangeMyPassword(t *testing.T) {
 			me := s.whoami(t, a)
 			sqlExec(t, dsn, fmt.Sprintf("UPDATE sessions SET authenticated_at = '2000-01-01 00:00:00+00:00' WHERE id = '%s'", me.ID))
 			s.syncCache(t)
-			wantErrs(t, change(t, a, map[string]any{"newPassword": pw1}), "INVALID_CREDENTIALS@/currentPassword")
+			wantErrs(t, change(t, a, map[string]any{"newPassword": pw1}), "REAUTHENTICATION_REQUIRED@/currentPassword")
 			s.mustLogin(t, email, pw3)
 			if got := change(t, a, map[string]any{"currentPassword": pw3, "newPassword": pw1}); len(got.UserErrors) > 0 {
 				t.Errorf("with the current password: %v", codePaths(got.UserErrors))

@@ -38,7 +38,9 @@ func (s *Service) List(ctx context.Context, first *int, after *string, f *model.
 			}
 			// OIDC identifiers (provider:subject) keep their case: look the
 			// value up as given too, as credentials.identifiers shows it.
-			if v := strings.TrimSpace(*f.CredentialsIdentifier); v != "" && !slices.Contains(filter.Identifiers, v) {
+			// No stored identifier holds a NUL (PostgreSQL text cannot),
+			// so such a value finds nothing rather than failing the query.
+			if v := strings.TrimSpace(*f.CredentialsIdentifier); v != "" && !strings.ContainsRune(v, 0) && !slices.Contains(filter.Identifiers, v) {
 				filter.Identifiers = append(filter.Identifiers, v)
 			}
 		}

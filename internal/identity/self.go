@@ -145,7 +145,7 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current *str
 			return &model.Error{Code: model.CodeInvalidCredentials, Path: "/currentPassword", Message: "the current password is wrong"}
 		}
 	case !recentLogin:
-		return &model.Error{Code: model.CodeInvalidCredentials, Path: "/currentPassword",
+		return &model.Error{Code: model.CodeReauthenticationRequired, Path: "/currentPassword",
 			Message: "give the current password, or sign in again to change it without"}
 	}
 	hash, err := s.hasher.Hash(ctx, next)
