@@ -197,8 +197,14 @@ type CookieConfig struct {
 	// Secure is true, false or auto (Secure unless served over plain HTTP
 	// on a loopback address).
 	Secure string `yaml:"secure"`
-	// SameSite is lax or strict.
+	// SameSite is lax, strict or none. none lets a frontend on another
+	// site use the cookie (with CORS and credentials: "include") and needs
+	// secure (browsers drop a SameSite=None cookie that is not Secure).
 	SameSite string `yaml:"same_site"`
+	// Domain, when set, is the cookie's Domain attribute, so that
+	// subdomains (app.example.com and api.example.com under example.com)
+	// share the session. Empty: the API's host only.
+	Domain string `yaml:"domain"`
 	// AllowedOrigins are browser origins (https://app.example.com) that may
 	// call the API with credentials (CORS) and get the cookie on login.
 	AllowedOrigins []string `yaml:"allowed_origins"`
@@ -548,8 +554,14 @@ func (c Config) validate() error {
 	if ck.Secure != "true" && ck.Secure != "false" && ck.Secure != "auto" {
 		return fmt.Errorf("config: session.cookie.secure: %q is not true, false or auto", ck.Secure)
 	}
-	if ck.SameSite != "lax" && ck.SameSite != "strict" {
-		return fmt.Errorf("config: session.cookie.same_site: %q is not lax or strict", ck.SameSite)
+	if ck.SameSite != "lax" && ck.SameSite != "strict" && ck.SameSite != "none" {
+		return fmt.Errorf("config: session.cookie.same_site: %q is not lax, strict or none", ck.SameSite)
+	}
+	if ck.SameSite == "none" && ck.Secure == "false" {
+		return fmt.Errorf("config: session.cookie.same_site: none needs session.cookie.secure true or auto (browsers drop SameSite=None cookies that are not Secure)")
+	}
+	if ck.Domain != "" && (strings.ContainsAny(ck.Domain, " ;,/:") || strings.HasPrefix(ck.Domain, ".") && len(ck.Domain) == 1) {
+		return fmt.Errorf("config: session.cookie.domain: %q is not a domain like example.com", ck.Domain)
 	}
 	if err := checkOrigins("session.cookie.allowed_origins", ck.AllowedOrigins); err != nil {
 		return err

@@ -285,10 +285,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		},
 		Logger: log,
 	})
-	sameSite := http.SameSiteLaxMode
-	if cfg.Session.Cookie.SameSite == "strict" {
-		sameSite = http.SameSiteStrictMode
-	}
+	sameSite := map[string]http.SameSite{"lax": http.SameSiteLaxMode, "strict": http.SameSiteStrictMode, "none": http.SameSiteNoneMode}[cfg.Session.Cookie.SameSite]
 	origins := append(slices.Clone(cfg.Serve.CORS.AllowedOrigins), cfg.Session.Cookie.AllowedOrigins...)
 	var proxies []netip.Prefix
 	for _, c := range cfg.Serve.TrustedProxies {
@@ -301,6 +298,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 			Name:           cfg.Session.Cookie.Name,
 			Secure:         cfg.Session.Cookie.Secure,
 			SameSite:       sameSite,
+			Domain:         cfg.Session.Cookie.Domain,
 			AllowedOrigins: origins,
 		},
 		TrustedProxies: proxies,

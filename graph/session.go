@@ -19,6 +19,8 @@ type CookieConfig struct {
 	// over plain HTTP to a loopback address (local development).
 	Secure   string
 	SameSite http.SameSite
+	// Domain is the cookies' Domain attribute; empty for host-only.
+	Domain string
 	// AllowedOrigins are the browser origins that get the cookie without
 	// asking (and CORS with credentials).
 	AllowedOrigins []string
@@ -89,9 +91,13 @@ func originAllowed(allowed []string, origin string) bool {
 }
 
 func (x *httpExchange) secure() bool {
-	switch x.cookies.Secure {
-	case "true":
+	switch {
+	case x.cookies.Secure == "true", x.cookies.SameSite == http.SameSiteNoneMode:
+		// Browsers drop SameSite=None cookies that are not Secure (on
+		// loopback too): none means secure, whatever auto would pick.
 		return true
+	}
+	switch x.cookies.Secure {
 	case "false":
 		return false
 	}
@@ -110,7 +116,7 @@ func (x *httpExchange) setSessionCookies(token string, expires time.Time) string
 	if x == nil {
 		return csrf
 	}
-	base := http.Cookie{Path: "/", Expires: expires, Secure: x.secure(), SameSite: x.cookies.SameSite}
+	base := http.Cookie{Path: "/", Domain: x.cookies.Domain, Expires: expires, Secure: x.secure(), SameSite: x.cookies.SameSite}
 	sc := base
 	sc.Name, sc.Value, sc.HttpOnly = x.cookies.Name, token, true
 	cc := base
@@ -126,7 +132,7 @@ func (x *httpExchange) clearSessionCookies() {
 		return
 	}
 	for _, name := range []string{x.cookies.Name, x.cookies.Name + "_csrf"} {
-		http.SetCookie(x.w, &http.Cookie{Name: name, Path: "/", MaxAge: -1, Secure: x.secure(), SameSite: x.cookies.SameSite, HttpOnly: name == x.cookies.Name})
+		http.SetCookie(x.w, &http.Cookie{Name: name, Path: "/", Domain: x.cookies.Domain, MaxAge: -1, Secure: x.secure(), SameSite: x.cookies.SameSite, HttpOnly: name == x.cookies.Name})
 	}
 }
 

@@ -1,12 +1,10 @@
-//go:build browser
-
 // This file drives a real headless Chromium through the playground, which the
 // handler tests cannot do: they check the HTTP side, not that GraphiQL boots
 // from the embedded files under the page's Content-Security-Policy and talks
 // to the endpoint. It needs /usr/bin/chromium (Debian: apt-get install
-// chromium), hence the build tag:
+// chromium; .ci/run installs it when missing) and fails without it:
 //
-//	go test -tags browser -run Browser ./internal/playground/ -v
+//	go test -run Browser ./internal/playground/ -v
 
 package playground
 
