@@ -175,7 +175,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	}
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "identityd %s listening on %s (database: %s)\n", version, base, db.RedactDSN(cfg.DSN))
-	fmt.Fprintf(stdout, "  GraphQL playground: %s/\n  GraphQL endpoint:   %s/graphql\n", base, base)
+	// The playground reads the schema by introspection: without it the
+	// page opens and can do nothing, which the banner should not hide.
+	playgroundNote := ""
+	if !cfg.Serve.Introspection {
+		playgroundNote = " (needs introspection, which is off: set serve.introspection: true to use it)"
+	}
+	fmt.Fprintf(stdout, "  GraphQL playground: %s/%s\n  GraphQL endpoint:   %s/graphql\n", base, playgroundNote, base)
 	adminWhere := ""
 	if len(listeners) > 1 {
 		adminWhere = " on the admin listener http://" + listeners[1].Addr().String() + "/graphql only"
@@ -230,6 +236,13 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	registry, err := schemas.NewRegistry(ctx, cfg.Identity.DefaultSchemaID, cfg.Identity.Schemas, schemas.Options{})
 	if err != nil {
 		return nil, err
+	}
+	// Such a schema loads and works, but every password written for it is
+	// refused: said once at start, not found out at the first registration.
+	for _, s := range registry.All() {
+		if !s.HasPasswordIdentifier() {
+			log.Warn(fmt.Sprintf("identity schema %q has no password login identifier: register will refuse passwords for it", s.ID), "schema_id", s.ID)
+		}
 	}
 	keys, generated, err := resolveAdminKeys(cfg.Admin.APIKeys, cfg.Serve.Address, dataDir(cfg.DSN))
 	if err != nil {

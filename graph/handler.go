@@ -92,6 +92,7 @@ func NewHandler(r *Resolver, cfg HandlerConfig) http.Handler {
 		for _, c := range limitCodes {
 			errcode.RegisterErrorType(c, errcode.KindProtocol)
 		}
+		errcode.RegisterErrorType(codeIntrospectionDisabled, errcode.KindProtocol)
 	})
 	es := NewExecutableSchema(Config{
 		Resolvers:  r,
@@ -100,12 +101,16 @@ func NewHandler(r *Resolver, cfg HandlerConfig) http.Handler {
 	srv := handler.New(es)
 	srv.AddTransport(getTransport{})
 	srv.AddTransport(postTransport{})
+	// Last: it takes whatever the two before refused, to say what they take.
+	srv.AddTransport(otherRequests{})
 	srv.SetQueryCache(newQueryCache[*ast.QueryDocument]())
 	// docLimits has counted the tokens against the caller's own limit
 	// before gqlgen parses; gqlgen's limit is only a backstop.
 	srv.SetParserTokenLimit(max(cfg.Limits.MaxTokens, cfg.Limits.AdminMaxTokens))
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
+	} else {
+		srv.Use(introspectionOff{})
 	}
 	srv.Use(newDocLimits(cfg.Limits))
 	srv.Use(csrfGuard{})
@@ -159,4 +164,73 @@ func (w *methodNotAllowedWriter) WriteHeader(code int) {
 		code = http.StatusMethodNotAllowed
 	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// codeIntrospectionDisabled refuses a query for __schema or __type when
+// serve.introspection is off. A protocol error, so it answers 422 (400
+// under application/graphql-response+json) before anything runs.
+const codeIntrospectionDisabled = "INTROSPECTION_DISABLED"
+
+// introspectionOff refuses, before execution, an operation that asks for
+// __schema or __type. Without it gqlgen runs the operation and its
+// introspection resolvers fail with a plain error, which the error
+// presenter can only take for an internal failure: the client saw
+// INTERNAL_SERVER_ERROR and the log an error, for a request the server
+// refuses on purpose. __typename is not introspection of the schema and
+// still works, as gqlgen has it.
+type introspectionOff struct{}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = introspectionOff{}
+
+func (introspectionOff) ExtensionName() string                   { return "IntrospectionOff" }
+func (introspectionOff) Validate(graphql.ExecutableSchema) error { return nil }
+
+// MutateOperationContext runs after validation, on the operation that is
+// about to run: fragments exist and do not cycle, and the document's size
+// is bounded by docLimits. Each fragment is looked at once.
+func (introspectionOff) MutateOperationContext(_ context.Context, rc *graphql.OperationContext) *gqlerror.Error {
+	if rc.Operation == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var find func(ast.SelectionSet) *ast.Field
+	find = func(set ast.SelectionSet) *ast.Field {
+		for _, sel := range set {
+			var inner ast.SelectionSet
+			switch x := sel.(type) {
+			case *ast.Field:
+				if x.Name == "__schema" || x.Name == "__type" {
+					return x
+				}
+				inner = x.SelectionSet
+			case *ast.InlineFragment:
+				inner = x.SelectionSet
+			case *ast.FragmentSpread:
+				if seen[x.Name] {
+					continue
+				}
+				seen[x.Name] = true
+				if f := rc.Doc.Fragments.ForName(x.Name); f != nil {
+					inner = f.SelectionSet
+				}
+			}
+			if f := find(inner); f != nil {
+				return f
+			}
+		}
+		return nil
+	}
+	f := find(rc.Operation.SelectionSet)
+	if f == nil {
+		return nil
+	}
+	e := gqlerror.Errorf("introspection is disabled on this server (config key serve.introspection), so %s cannot be queried; __typename still answers", f.Name)
+	if f.Position != nil {
+		e.Locations = []gqlerror.Location{{Line: f.Position.Line, Column: f.Position.Column}}
+	}
+	errcode.Set(e, codeIntrospectionDisabled)
+	return e
 }

@@ -2,11 +2,14 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,6 +42,12 @@ var testLimits = Limits{
 // error, which the tests would see).
 func newTestHandler(t testing.TB, limits Limits) http.Handler {
 	t.Helper()
+	return newTestHandlerWith(t, HandlerConfig{Introspection: true, Limits: limits, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+}
+
+// newTestHandlerWith is newTestHandler with the whole HandlerConfig given.
+func newTestHandlerWith(t testing.TB, cfg HandlerConfig) http.Handler {
+	t.Helper()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	sess := &model.Session{
 		ID: uuid.MustParse("0190c3b0-0000-7000-8000-000000000001"), IdentityID: uuid.MustParse("0190c3b0-0000-7000-8000-000000000002"),
@@ -55,8 +64,7 @@ func newTestHandler(t testing.TB, limits Limits) http.Handler {
 		}
 		return nil, model.Errorf(model.CodeUnauthenticated, "no such session")
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := NewHandler(&Resolver{}, HandlerConfig{Introspection: true, Limits: limits, Logger: log})
+	h := NewHandler(&Resolver{}, cfg)
 	return NewAuth(sessions, AuthConfig{AdminKeys: []string{testAdminKey}, Cookies: CookieConfig{Name: "identityd_session"}}).Middleware(h)
 }
 
@@ -84,4 +92,99 @@ func BenchmarkHandlerWhoami(b *testing.B) {
 	for b.Loop() {
 		do()
 	}
+}
+
+// recordedLogs keeps every record logged through it, for tests that want
+// to know what reached the log and at which level.
+type recordedLogs struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (l *recordedLogs) logger() *slog.Logger { return slog.New(l) }
+
+func (l *recordedLogs) Enabled(context.Context, slog.Level) bool { return true }
+func (l *recordedLogs) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *recordedLogs) WithGroup(string) slog.Handler            { return l }
+func (l *recordedLogs) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.records = append(l.records, r.Clone())
+	return nil
+}
+
+// at returns the messages logged at level or above.
+func (l *recordedLogs) at(level slog.Level) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, r := range l.records {
+		if r.Level >= level {
+			out = append(out, r.Message)
+		}
+	}
+	return out
+}
+
+// TestIntrospectionOff: with serve.introspection off, asking for __schema
+// or __type, however it is spelled (through fragments, under an alias, with
+// GET), is the client's error: INTROSPECTION_DISABLED with a 4xx, naming the
+// config key, with nothing run and nothing logged at error level. It used
+// to run, fail in gqlgen's introspection resolver and come out as an
+// internal error, logged as one. __typename still answers.
+func TestIntrospectionOff(t *testing.T) {
+	logs := &recordedLogs{}
+	off := newTestHandlerWith(t, HandlerConfig{Introspection: false, Limits: testLimits, Logger: logs.logger()})
+	for _, q := range []string{
+		`{ __schema { queryType { name } } }`,
+		`{ __type(name: "Query") { name } }`,
+		`{ t: __typename s: __schema { types { name } } }`,
+		`{ ...F } fragment F on Query { ... on Query { __type(name: "Identity") { fields { name } } } }`,
+		`query A { __typename } query B { __schema { description } }`,
+	} {
+		body := map[string]any{"query": q}
+		if strings.Contains(q, "query B") {
+			body["operationName"] = "B"
+		}
+		a := postJSON(t, off, body)
+		if a.code() != codeIntrospectionDisabled || !strings.Contains(a.message(), "introspection is disabled on this server") ||
+			!strings.Contains(a.message(), "serve.introspection") {
+			t.Errorf("%s: status %d, errors %+v; want %s naming serve.introspection", q, a.status, a.Errors, codeIntrospectionDisabled)
+		}
+		if a.status != http.StatusUnprocessableEntity {
+			t.Errorf("%s: status %d, want 422 (a request error, under application/json)", q, a.status)
+		}
+		if len(a.Data) > 0 && string(a.Data) != "null" {
+			t.Errorf("%s: data %s, want none", q, a.Data)
+		}
+	}
+
+	req := httptest.NewRequest(http.MethodGet, "/graphql?"+url.Values{"query": {`{ __schema { queryType { name } } }`}}.Encode(), nil)
+	w := httptest.NewRecorder()
+	off.ServeHTTP(w, req)
+	if w.Code < 400 || w.Code >= 500 || !strings.Contains(w.Body.String(), codeIntrospectionDisabled) {
+		t.Errorf("GET: %d %s, want a 4xx with %s", w.Code, w.Body, codeIntrospectionDisabled)
+	}
+
+	if a := post(t, off, "", `{ __typename a: __typename }`, nil); len(a.Errors) > 0 || a.status != http.StatusOK {
+		t.Errorf("__typename with introspection off: %d %+v", a.status, a.Errors)
+	}
+	if errs := logs.at(slog.LevelError); len(errs) > 0 {
+		t.Errorf("logged at error level: %q", errs)
+	}
+
+	on := newTestHandler(t, testLimits)
+	if a := post(t, on, "", `{ __schema { queryType { name } } }`, nil); len(a.Errors) > 0 || !strings.Contains(string(a.Data), `"Query"`) {
+		t.Errorf("introspection on: %d %s %+v", a.status, a.Data, a.Errors)
+	}
+}
+
+// postJSON posts body, marshalled, to h.
+func postJSON(t testing.TB, h http.Handler, body map[string]any) answer {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return postBody(t, h, "", b)
 }

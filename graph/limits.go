@@ -52,7 +52,11 @@ const (
 //     nested deeper than max_depth, more than max_directives directives at
 //     one location, more than max_variables variables, a fragment cycle (the
 //     validator has not ruled them out yet), more than one credential check
-//     in a mutation, or an inline number that cannot be kept exactly;
+//     in a mutation, or an inline number that cannot be kept exactly
+//     (checkLiteral: in field and directive arguments and variable
+//     defaults, at any depth of a list or object literal), which must be
+//     refused here, before the validator, which would refuse some of them
+//     in its own words (or read them as int64 and float64);
 //
 // every step watching the request's context (ended when the client goes
 // away) and the cpu_budget. Only then does gqlgen parse again and validate:
@@ -496,6 +500,17 @@ func (w *docWalker) directives(ds ast.DirectiveList) *gqlerror.Error {
 		}
 		return e
 	}
+	// A directive's arguments are literals like a field's: the same
+	// promise holds for them (no schema directive takes a number a client
+	// could write inline today, but the validator would answer with its
+	// own words, not the advice to use a variable).
+	for _, d := range ds {
+		for _, a := range d.Arguments {
+			if err := checkLiteral(a.Value); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -619,7 +634,7 @@ func checkLiteral(v *ast.Value) *gqlerror.Error {
 }
 
 func literalError(v *ast.Value) *gqlerror.Error {
-	e := gqlerror.ErrorPosf(v.Position, "the number %s cannot be kept exactly when written inline; pass it in a variable", v.Raw)
+	e := gqlerror.ErrorPosf(v.Position, "the number %s cannot be kept exactly when written inline in the query; pass the value in a variable (sent in the request's \"variables\"), where numbers are kept as written", v.Raw)
 	e.Extensions = map[string]any{"code": string(model.CodeBadUserInput)}
 	return e
 }

@@ -155,7 +155,10 @@ func TestDocumentLimits(t *testing.T) {
 		{"unused fragment counts", `{ __typename } fragment U on Query { a { ...B ...B } } fragment B on Query {` + strings.Repeat(" __typename", 600) + ` }`, nil, "", codeTooComplex, "graphql.limits.max_fields"},
 
 		{"two logins", `mutation { a: login(input: {identifier: "a", password: "b"}) { sessionToken } ...F } fragment F on Mutation { b: login(input: {identifier: "a", password: "c"}) { sessionToken } }`, nil, "", "BAD_USER_INPUT", "at most once"},
-		{"inline number", `{ identitySchema(id: "x") { id } } fragment F on Query { identitySchema(id: 123456789012345678901234567890) { id } }`, nil, "", "BAD_USER_INPUT", "pass it in a variable"},
+		{"inline number", `{ identitySchema(id: "x") { id } } fragment F on Query { identitySchema(id: 123456789012345678901234567890) { id } }`, nil, "", "BAD_USER_INPUT", "pass the value in a variable"},
+		{"inline number deep in a literal", `{ identitySchema(id: {a: [{b: [0.1, 1e400]}]}) { id } }`, nil, "", "BAD_USER_INPUT", "the number 1e400 cannot be kept exactly"},
+		{"inline number in a directive", `{ __typename @skip(if: 123456789012345678901234567890) }`, nil, "", "BAD_USER_INPUT", "pass the value in a variable"},
+		{"inline number in a directive on a fragment", `{ ...F } fragment F on Query @include(if: [{n: 3.14159265358979323846264338327950288}]) { __typename }`, nil, "", "BAD_USER_INPUT", "pass the value in a variable"},
 		{"syntax error", `{ whoami `, nil, "", "GRAPHQL_PARSE_FAILED", ""},
 	}
 	for _, tc := range tests {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -79,6 +81,131 @@ func TestJSONScalarWritesValidJSON(t *testing.T) {
 		err := model.JSON(in).MarshalGQLContext(context.Background(), &b)
 		if b.String() != want || (err != nil) != (want == "") {
 			t.Errorf("JSON(%q) wrote %q, %v; want %q", in, b.String(), err, want)
+		}
+	}
+}
+
+// TestRequestsTheTransportsDoNotTake: a POST with another media type (or
+// none) answers 415 saying what is taken, with Accept naming it; another
+// method answers 405 with Allow; a WebSocket upgrade 400. gqlgen answered
+// each with a bare 400 "transport not supported".
+func TestRequestsTheTransportsDoNotTake(t *testing.T) {
+	h := newTestHandler(t, testLimits)
+	body := `{"query":"{ __typename }"}`
+	for _, c := range []struct {
+		name, method, contentType, upgrade string
+		status                             int
+		header, headerValue                string
+		says                               []string
+	}{
+		{"text/plain", http.MethodPost, "text/plain", "", http.StatusUnsupportedMediaType, "Accept", "application/json",
+			[]string{"POST /graphql takes Content-Type: application/json", "has Content-Type text/plain", "with GET and query parameters"}},
+		{"no content type", http.MethodPost, "", "", http.StatusUnsupportedMediaType, "Accept", "application/json",
+			[]string{"takes Content-Type: application/json", "has no Content-Type"}},
+		{"form", http.MethodPost, "application/x-www-form-urlencoded", "", http.StatusUnsupportedMediaType, "Accept", "application/json",
+			[]string{"application/x-www-form-urlencoded"}},
+		{"graphql", http.MethodPost, "application/graphql; charset=utf-8", "", http.StatusUnsupportedMediaType, "Accept", "application/json",
+			[]string{"has Content-Type application/graphql)"}},
+		{"PUT", http.MethodPut, "application/json", "", http.StatusMethodNotAllowed, "Allow", "GET, POST",
+			[]string{"/graphql takes POST", "GET with query parameters", "not PUT"}},
+		{"websocket", http.MethodGet, "", "websocket", http.StatusBadRequest, "", "",
+			[]string{"does not upgrade connections"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req := httptest.NewRequest(c.method, "/graphql", strings.NewReader(body))
+			if c.contentType != "" {
+				req.Header.Set("Content-Type", c.contentType)
+			}
+			if c.upgrade != "" {
+				req.Header.Set("Connection", "Upgrade")
+				req.Header.Set("Upgrade", c.upgrade)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			var got struct {
+				Errors []struct {
+					Message    string         `json:"message"`
+					Extensions map[string]any `json:"extensions"`
+				} `json:"errors"`
+			}
+			if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || len(got.Errors) != 1 {
+				t.Fatalf("%d %s: want one error as JSON (%v)", w.Code, w.Body, err)
+			}
+			msg := got.Errors[0].Message
+			if w.Code != c.status {
+				t.Errorf("status %d, want %d (%s)", w.Code, c.status, msg)
+			}
+			if c.header != "" && w.Header().Get(c.header) != c.headerValue {
+				t.Errorf("%s: %q, want %q", c.header, w.Header().Get(c.header), c.headerValue)
+			}
+			if got.Errors[0].Extensions["code"] != codeBadRequest {
+				t.Errorf("extensions %v, want code %s", got.Errors[0].Extensions, codeBadRequest)
+			}
+			for _, s := range c.says {
+				if !strings.Contains(msg, s) {
+					t.Errorf("message %q does not say %q", msg, s)
+				}
+			}
+			if strings.Contains(msg, "transport not supported") {
+				t.Errorf("message %q is gqlgen's", msg)
+			}
+		})
+	}
+}
+
+// TestUndecodableBodies: a body that is not one GraphQL request is refused
+// with 400 and words (a batch, bad JSON with where it breaks, a field of
+// the wrong kind), never with a Go type name and never repeating the body,
+// which may hold a password.
+func TestUndecodableBodies(t *testing.T) {
+	h := newTestHandler(t, testLimits)
+	const secret = "hunter2-SECRET"
+	for _, c := range []struct{ body, says string }{
+		{`[{"query":"mutation { login(input: {identifier: \"a\", password: \"` + secret + `\"}) { sessionToken } }"}]`,
+			"batched requests (a JSON array) are not supported: send one operation per request"},
+		{"  \n[]", "batched requests (a JSON array) are not supported"},
+		{`{"query": "{ __typename }", "variables": {"password": ` + secret + `}}`, "the request body is not valid JSON (it breaks at line 1, column 55)"},
+		{"{\n  \"query\": \"{ __typename }\",\n  \"variables\": {\"password\": \"" + secret + "\",}\n}", "not valid JSON (it breaks at line 3, column 46)"},
+		{`{"query": "{ __typename }", "variables": {"password": "` + secret, "the request body ends before its JSON does"},
+		{`{"query": 5, "variables": {"password": "` + secret + `"}}`, `"query" in the request body must be a string, not a number`},
+		{`{"query": "{ __typename }", "variables": ["` + secret + `"]}`, `"variables" in the request body must be an object, not an array`},
+		{`{"query": "{ __typename }", "operationName": {"a": "` + secret + `"}}`, `"operationName" in the request body must be a string, not an object`},
+		{`"` + secret + `"`, "the request body is a string: send a JSON object"},
+		{`true`, "the request body is a boolean: send a JSON object"},
+		{``, "the request body is empty"},
+		{`{"query": "{ __typename }"} {"variables": {"password": "` + secret + `"}}`, "the request body goes on after its JSON object (at line 1, column 29): send one operation per request"},
+		{"\x00\xff" + secret, "not valid JSON (it breaks at line 1, column 1)"},
+	} {
+		a := postBody(t, h, "", []byte(c.body))
+		msg := a.message()
+		if a.status != http.StatusBadRequest || !strings.Contains(msg, c.says) {
+			t.Errorf("%.60q: %d %q, want 400 saying %q", c.body, a.status, msg, c.says)
+		}
+		if a.code() != codeBadRequest {
+			t.Errorf("%.60q: code %q, want %s", c.body, a.code(), codeBadRequest)
+		}
+		for _, leak := range []string{secret, "Go ", "graphql.", "RawParams", "unmarshal", "map[", "[]interface"} {
+			if strings.Contains(msg, leak) {
+				t.Errorf("%.60q: message %q shows %q", c.body, msg, leak)
+			}
+		}
+	}
+	if a := postBody(t, h, "", []byte("{\"query\": \"{ __typename }\"}\n\t ")); a.status != http.StatusOK || len(a.Errors) > 0 {
+		t.Errorf("trailing white space: %d %+v", a.status, a.Errors)
+	}
+}
+
+func TestLineColumn(t *testing.T) {
+	data := []byte("ab\ncé\n\nx")
+	for _, c := range []struct {
+		off  int64
+		want string
+	}{
+		{0, "line 1, column 1"}, {1, "line 1, column 2"}, {2, "line 1, column 3"}, {3, "line 2, column 1"},
+		{6, "line 2, column 3"}, {7, "line 3, column 1"}, {8, "line 4, column 1"}, {9, "line 4, column 2"}, {99, "line 4, column 2"}, {-1, "line 1, column 1"},
+	} {
+		if got := lineColumn(data, c.off); got != c.want {
+			t.Errorf("lineColumn(%d) = %s, want %s", c.off, got, c.want)
 		}
 	}
 }

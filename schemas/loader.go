@@ -5,6 +5,7 @@ import (
 	"context"
 	"embed"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,8 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"unicode/utf8"
 )
 
 // presetFS holds the preset:// schemas, so that the default configuration
@@ -144,7 +144,54 @@ func (l refLoader) Load(rawURL string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	// The library names the URL around this error.
+	doc, _, err := parseJSON(data)
+	return doc, err
+}
+
+// parseJSON decodes a schema document as jsonschema.UnmarshalJSON does
+// (numbers kept exact) and compacts it. A syntax error says where it is, as
+// line and column: encoding/json gives a byte offset, or no place at all
+// ("unexpected EOF"), and the library's own decoder adds nothing, which
+// leaves whoever edits the file counting bytes.
+func parseJSON(data []byte) (doc any, compact []byte, err error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		var syntax *json.SyntaxError
+		switch {
+		case errors.As(err, &syntax):
+			// Offset counts the byte the decoder stopped at.
+			line, col := lineColumn(data, syntax.Offset-1)
+			return nil, nil, fmt.Errorf("invalid JSON at line %d, column %d: %s", line, col, syntax.Error())
+		case errors.Is(err, io.EOF):
+			return nil, nil, errors.New("invalid JSON: the document is empty")
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			line, col := lineColumn(data, int64(len(data)))
+			return nil, nil, fmt.Errorf("invalid JSON at line %d, column %d: the document ends before its value does (a } or ] missing?)", line, col)
+		}
+		return nil, nil, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if rest := bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
+		line, col := lineColumn(data, int64(len(data)-len(rest)))
+		return nil, nil, fmt.Errorf("invalid JSON at line %d, column %d: more follows the document's value", line, col)
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, data); err != nil {
+		return nil, nil, fmt.Errorf("invalid JSON: %w", err) // the decoder took it: not expected
+	}
+	return doc, b.Bytes(), nil
+}
+
+// lineColumn is where the byte at off of data is, or the end of data when
+// off is past it: lines and columns count from 1, columns in characters,
+// as editors count them.
+func lineColumn(data []byte, off int64) (line, col int) {
+	off = min(max(off, 0), int64(len(data)))
+	before := data[:off]
+	line = bytes.Count(before, []byte("\n")) + 1
+	col = utf8.RuneCount(before[bytes.LastIndexByte(before, '\n')+1:]) + 1
+	return line, col
 }
 
 // noRefLoader refuses every external reference, for the built-in schemas

@@ -8,11 +8,11 @@
 package schemas
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -169,6 +169,69 @@ type Schema struct {
 	compiled *jsonschema.Schema
 }
 
+// HasPasswordIdentifier reports whether any part of the schema marks a
+// value as a password login identifier ("ory.sh/kratos": {"credentials":
+// {"password": {"identifier": true}}}). Without one, an identity of this
+// schema can never hold a password: Facts finds no identifier for it, and
+// writing a password is refused. It looks at the schema alone, at every
+// place Facts could find a mark in some traits (through $ref, allOf, anyOf,
+// oneOf, if/then/else, dependencies, properties and items), so that a
+// schema that cannot take passwords is known at start rather than at the
+// first refused registration.
+func (s *Schema) HasPasswordIdentifier() bool {
+	seen := map[*jsonschema.Schema]bool{}
+	var walk func(n *jsonschema.Schema) bool
+	walk = func(n *jsonschema.Schema) bool {
+		if n == nil || seen[n] {
+			return false // seen also ends $ref cycles
+		}
+		seen[n] = true
+		for _, ext := range n.Extensions {
+			if e, ok := ext.(*extension); ok && e.Credentials.Password.Identifier {
+				return true
+			}
+		}
+		return slices.ContainsFunc(subschemas(n), walk)
+	}
+	return walk(s.compiled)
+}
+
+// subschemas lists the schemas n applies to its value or to parts of it,
+// wherever Facts's walk (expand and visit) can reach: not under not,
+// contains, propertyNames or the unevaluated keywords, whose marks Facts
+// never reads.
+func subschemas(n *jsonschema.Schema) []*jsonschema.Schema {
+	out := []*jsonschema.Schema{n.Ref, n.RecursiveRef, n.If, n.Then, n.Else, n.Items2020}
+	if n.DynamicRef != nil {
+		out = append(out, n.DynamicRef.Ref)
+	}
+	out = append(out, n.AllOf...)
+	out = append(out, n.AnyOf...)
+	out = append(out, n.OneOf...)
+	out = append(out, n.PrefixItems...)
+	// Any order will do: the answer is whether some mark exists.
+	out = slices.AppendSeq(out, maps.Values(n.Properties))
+	out = slices.AppendSeq(out, maps.Values(n.PatternProperties))
+	out = slices.AppendSeq(out, maps.Values(n.DependentSchemas))
+	for _, dep := range n.Dependencies {
+		if sub, ok := dep.(*jsonschema.Schema); ok {
+			out = append(out, sub)
+		}
+	}
+	for _, v := range []any{n.AdditionalProperties, n.AdditionalItems} {
+		if sub, ok := v.(*jsonschema.Schema); ok {
+			out = append(out, sub)
+		}
+	}
+	switch items := n.Items.(type) {
+	case *jsonschema.Schema:
+		out = append(out, items)
+	case []*jsonschema.Schema:
+		out = append(out, items...)
+	}
+	return out
+}
+
 // load fetches, compiles and checks one source.
 func load(ctx context.Context, src Source, opts Options) (*Schema, error) {
 	f := &fetcher{ctx: ctx, opts: opts}
@@ -176,13 +239,9 @@ func load(ctx context.Context, src Source, opts Options) (*Schema, error) {
 	if err != nil {
 		return nil, err
 	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	doc, compact, err := parseJSON(data)
 	if err != nil {
-		return nil, fmt.Errorf("not valid JSON: %w", err)
-	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, data); err != nil {
-		return nil, fmt.Errorf("not valid JSON: %w", err)
+		return nil, err
 	}
 
 	// A preset is self-contained: nothing it says may make start-up reach
@@ -198,7 +257,7 @@ func load(ctx context.Context, src Source, opts Options) (*Schema, error) {
 	if err := checkTraits(compiled); err != nil {
 		return nil, err
 	}
-	return &Schema{ID: src.ID, URL: src.URL, Document: compact.Bytes(), compiled: compiled}, nil
+	return &Schema{ID: src.ID, URL: src.URL, Document: compact, compiled: compiled}, nil
 }
 
 // compile compiles doc, placed at loc so that its relative references

@@ -175,7 +175,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "unknown preset", defaultID: "x", sources: one("preset://admin"), want: []string{`identity schema "x" (preset://admin): unknown preset "admin": want one of basic, blank, email, sms, username`}},
 		{name: "preset path escape", defaultID: "x", sources: one("preset://../meta/ory.sh-kratos"), want: []string{`unknown preset`}},
 		{name: "missing file", defaultID: "x", sources: one("file://testdata/nope.json"), want: []string{`identity schema "x" (file://testdata/nope.json): open `, "no such file"}},
-		{name: "bad json", defaultID: "x", sources: one("file://testdata/bad/invalid-json.schema.json"), want: []string{`identity schema "x" (file://testdata/bad/invalid-json.schema.json): not valid JSON`}},
+		{name: "bad json", defaultID: "x", sources: one("file://testdata/bad/invalid-json.schema.json"), want: []string{`identity schema "x" (file://testdata/bad/invalid-json.schema.json): invalid JSON at line 1, column 63: invalid character '}' looking for beginning of object key string`}},
 		{name: "bad base64", defaultID: "x", sources: one("base64://!!!"), want: []string{`identity schema "x" (base64://!!!): not valid base64`}},
 		{name: "bad extension value", defaultID: "x", sources: one("file://testdata/bad/pigeon.schema.json"), want: []string{
 			`identity schema "x" (file://testdata/bad/pigeon.schema.json): invalid schema: at /properties/traits/properties/email/ory.sh~1kratos/verification/via: value must be one of 'email', 'sms'`,
@@ -297,5 +297,93 @@ func TestDoesNotFetchIDs(t *testing.T) {
 		t.Run(url, func(t *testing.T) {
 			schemaAt(t, url) // offline fails the test on any request
 		})
+	}
+}
+
+// TestJSONSyntaxErrorsSayWhere: a schema, or a document it references, that
+// is not JSON fails start-up naming the schema, its url and the line and
+// column of the mistake, as an editor counts them. encoding/json gave a
+// byte offset at best, and often no place at all.
+func TestJSONSyntaxErrorsSayWhere(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return "file://" + filepath.ToSlash(path)
+	}
+	traits := `{
+  "type": "object",
+  "properties": {
+    "traits": {
+      "type": "object",
+      "properties": {
+        "email": {"type": "string",},
+      }
+    }
+  }
+}
+`
+	ref := write("defs.schema.json", "{\n  \"$defs\": {\n    \"name\": {\"type\": \"string\"}\n  }\n  \"oops\": 1\n}\n")
+	for _, c := range []struct{ name, url, want string }{
+		{"trailing comma", write("comma.schema.json", traits),
+			`identity schema "x" (` + write("comma.schema.json", traits) + `): invalid JSON at line 7, column 36: invalid character '}' looking for beginning of object key string`},
+		{"characters counted, not bytes", write("utf8.schema.json", "{\n  \"title\": \"Kundenkonto für Ärzte\" \"type\": \"object\"\n}"),
+			`invalid JSON at line 2, column 36: invalid character '"' after object key:value pair`},
+		{"cut short", write("short.schema.json", "{\n  \"type\": \"object\",\n  \"properties\": {\n"),
+			`invalid JSON at line 4, column 1: the document ends before its value does`},
+		{"two documents", write("two.schema.json", "{\"type\": \"object\"}\n{}\n"),
+			`invalid JSON at line 2, column 1: more follows the document's value`},
+		{"empty", write("empty.schema.json", "\n"), `invalid JSON: the document is empty`},
+		{"base64", "base64://" + base64.StdEncoding.EncodeToString([]byte("{\"type\": object}")), `invalid JSON at line 1, column 10: invalid character 'o' looking for beginning of value`},
+		{"in a referenced file", write("main.schema.json", `{"type": "object", "properties": {"traits": {"type": "object", "properties": {"name": {"$ref": "`+ref+`#/$defs/name"}}}}}`),
+			`invalid JSON at line 5, column 3: invalid character '"' after object key:value pair`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := NewRegistry(context.Background(), "x", []Source{{ID: "x", URL: c.url}}, Options{HTTPClient: offline(t)})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v\nwant it to contain %q", err, c.want)
+			}
+			if !strings.Contains(err.Error(), `identity schema "x" (`) {
+				t.Errorf("error %v does not name the schema and its url", err)
+			}
+		})
+	}
+}
+
+// TestHasPasswordIdentifier: whether a schema marks any value as a login
+// identifier for passwords, read from the schema alone, wherever Facts would
+// find the mark in some traits, and nowhere it would not.
+func TestHasPasswordIdentifier(t *testing.T) {
+	inline := func(traits string) string {
+		return "base64://" + base64.StdEncoding.EncodeToString([]byte(`{"type": "object", "properties": {"traits": {"type": "object", `+traits+`}}}`))
+	}
+	const pw = `"ory.sh/kratos": {"credentials": {"password": {"identifier": true}}}`
+	for _, c := range []struct {
+		url  string
+		want bool
+	}{
+		{"preset://email", true},
+		{"preset://username", true},
+		{"preset://sms", true},
+		{"preset://basic", true},
+		{"preset://blank", false},
+		{"file://testdata/ref-main.schema.json", true}, // through a $ref to another file
+		{"file://testdata/nested.schema.json", true},
+		{"file://testdata/channels.schema.json", false},
+		{inline(`"properties": {"email": {"type": "string", "ory.sh/kratos": {"credentials": {"code": {"identifier": true, "via": "email"}}, "verification": {"via": "email"}}}}`), false},
+		{inline(`"properties": {"email": {"type": "string", "ory.sh/kratos": {"credentials": {"password": {"identifier": false}}}}}`), false},
+		{inline(`"properties": {"email": {"not": {` + pw + `}}}`), false},
+		{inline(`"properties": {"email": {"anyOf": [{"type": "integer"}, {"type": "string", ` + pw + `}]}}`), true},
+		{inline(`"properties": {"emails": {"type": "array", "items": {"type": "string", ` + pw + `}}}`), true},
+		{inline(`"patternProperties": {"^e": {"type": "string", ` + pw + `}}`), true},
+		{inline(`"additionalProperties": {"$ref": "#/properties/traits/$defs/id"}, "$defs": {"id": {"type": "string", ` + pw + `}}`), true},
+		{inline(`"if": {"required": ["a"]}, "then": {"properties": {"a": {` + pw + `}}}`), true},
+	} {
+		if got := schemaAt(t, c.url).HasPasswordIdentifier(); got != c.want {
+			t.Errorf("%.120s: HasPasswordIdentifier() = %v, want %v", c.url, got, c.want)
+		}
 	}
 }
