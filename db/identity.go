@@ -37,6 +37,10 @@ type IdentityWrite struct {
 	// EndSessions ends every session of the identity in the same
 	// transaction (an admin password reset): UpdateIdentity only.
 	EndSessions bool
+	// Messages are queued in the courier's outbox in the same transaction
+	// (a verification code for a new address): they go out only if the
+	// write happens.
+	Messages []*model.CourierMessage
 }
 
 // Identifier is one normalised credential identifier and the input path it
@@ -190,8 +194,10 @@ func utcPtr(t *time.Time) *time.Time {
 func (db *DB) CreateIdentity(ctx context.Context, w *IdentityWrite) (*model.Identity, error) {
 	var rows []*newIdentityRows
 	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) (err error) {
-		rows, err = insertBulk(ctx, tx, []*IdentityWrite{w})
-		return err
+		if rows, err = insertBulk(ctx, tx, []*IdentityWrite{w}); err != nil {
+			return err
+		}
+		return insertMessages(ctx, tx, w.Messages)
 	})
 	if err != nil {
 		return nil, db.explainWriteError(ctx, err, w)
@@ -244,6 +250,9 @@ func (db *DB) UpdateIdentity(ctx context.Context, id uuid.UUID, change func(cur 
 			}
 		}
 		if stored, err = updateRelations(ctx, tx, w, stored); err != nil {
+			return err
+		}
+		if err := insertMessages(ctx, tx, w.Messages); err != nil {
 			return err
 		}
 		// Only the columns written change; created_at stays as read.
