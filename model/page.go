@@ -75,6 +75,28 @@ type Page[T any] struct {
 	Total *TotalCount
 }
 
+// AddExtras works out the extras asked for, each by its own query:
+// previous tells whether a matching row precedes the page's cursor, count
+// counts matching rows reading at most limit of them. Every listing
+// (identities, sessions, messages) fills its connection's optional fields
+// this way, so each costs a query only when the answer shows it.
+func (p *Page[T]) AddExtras(extras PageExtras, previous func() (bool, error), count func(limit int) (int, error)) error {
+	if extras.HasPrevious {
+		var err error
+		if p.HasPrevious, err = previous(); err != nil {
+			return err
+		}
+	}
+	if extras.TotalCount {
+		n, err := count(TotalCountLimit + 1)
+		if err != nil {
+			return err
+		}
+		p.Total = NewTotalCount(n)
+	}
+	return nil
+}
+
 // TotalCount is a bounded count of the rows that match a filter.
 type TotalCount struct {
 	// Count is exact when Exact, and otherwise TotalCountLimit: more than

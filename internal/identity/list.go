@@ -50,17 +50,11 @@ func (s *Service) List(ctx context.Context, first *int, after *string, f *model.
 		return nil, err
 	}
 	page := &model.Page[*model.Identity]{Items: ids, HasNext: more}
-	if extras.HasPrevious {
-		if page.HasPrevious, err = s.store.IdentitiesBefore(ctx, filter, cursor); err != nil {
-			return nil, err
-		}
-	}
-	if extras.TotalCount {
-		n, err := s.store.CountIdentities(ctx, filter, model.TotalCountLimit+1)
-		if err != nil {
-			return nil, err
-		}
-		page.Total = model.NewTotalCount(n)
+	err = page.AddExtras(extras,
+		func() (bool, error) { return s.store.IdentitiesBefore(ctx, filter, cursor) },
+		func(limit int) (int, error) { return s.store.CountIdentities(ctx, filter, limit) })
+	if err != nil {
+		return nil, err
 	}
 	return page, nil
 }

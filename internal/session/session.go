@@ -234,17 +234,11 @@ func (s *Service) List(ctx context.Context, first *int, after *string, f *model.
 		return nil, err
 	}
 	page := &model.Page[*model.Session]{Items: ss, HasNext: more}
-	if extras.HasPrevious {
-		if page.HasPrevious, err = s.store.SessionsBefore(ctx, filter, cursor); err != nil {
-			return nil, err
-		}
-	}
-	if extras.TotalCount {
-		n, err := s.store.CountSessions(ctx, filter, model.TotalCountLimit+1)
-		if err != nil {
-			return nil, err
-		}
-		page.Total = model.NewTotalCount(n)
+	err = page.AddExtras(extras,
+		func() (bool, error) { return s.store.SessionsBefore(ctx, filter, cursor) },
+		func(limit int) (int, error) { return s.store.CountSessions(ctx, filter, limit) })
+	if err != nil {
+		return nil, err
 	}
 	return page, nil
 }
