@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/identityd/identityd/db/dbtest"
+	"github.com/identityd/identityd/graph/hostile"
 )
 
 // hostileTimeout is how long a hostile request may take to be refused:
@@ -48,14 +49,14 @@ func TestGraphQLHardening(t *testing.T) {
 		code   string
 		key    string
 	}{
-		{"fragment bomb, query", query(hostileFragmentBomb("query", "Query", 30)), false, 422, "QUERY_TOO_COMPLEX", "graphql.limits.max_fields (1000)"},
-		{"fragment bomb, mutation", query(hostileFragmentBomb("mutation", "Mutation", 30)), false, 422, "QUERY_TOO_COMPLEX", "graphql.limits.max_fields (1000)"},
-		{"fragment bomb, admin", query(hostileFragmentBomb("query", "Query", 30)), true, 422, "QUERY_TOO_COMPLEX", "graphql.limits.max_fields (1000)"},
+		{"fragment bomb, query", query(hostile.FragmentBomb("query", "Query", 30)), false, 422, "QUERY_TOO_COMPLEX", "graphql.limits.max_fields (1000)"},
+		{"fragment bomb, mutation", query(hostile.FragmentBomb("mutation", "Mutation", 30)), false, 422, "QUERY_TOO_COMPLEX", "graphql.limits.max_fields (1000)"},
+		{"fragment bomb, admin", query(hostile.FragmentBomb("query", "Query", 30)), true, 422, "QUERY_TOO_COMPLEX", "graphql.limits.max_fields (1000)"},
 		{"10,000 __typename", query("{" + strings.Repeat(" __typename", 10000) + " }"), false, 413, "QUERY_TOO_LARGE", "graphql.limits.max_body_bytes (65536 bytes)"},
 		{"10,000 __typename, admin", query("{" + strings.Repeat(" __typename", 10000) + " }"), true, 422, "QUERY_TOO_COMPLEX", "graphql.limits.max_fields (1000)"},
 		{"20,000 __typename, admin", query("{" + strings.Repeat(" __typename", 20000) + " }"), true, 422, "QUERY_TOO_COMPLEX", "graphql.limits.max_fields (1000)"},
-		{"20,000 variables declared, admin", query(hostileVariables(20000)), true, 422, "QUERY_TOO_LARGE", "graphql.limits.admin_max_tokens (50000)"},
-		{"10,000 variables declared, admin", query(hostileVariables(10000)), true, 422, "QUERY_TOO_COMPLEX", "graphql.limits.max_variables (50)"},
+		{"20,000 variables declared, admin", query(hostile.Variables(20000)), true, 422, "QUERY_TOO_LARGE", "graphql.limits.admin_max_tokens (50000)"},
+		{"10,000 variables declared, admin", query(hostile.Variables(10000)), true, 422, "QUERY_TOO_COMPLEX", "graphql.limits.max_variables (50)"},
 		{"20,000 variables sent, admin", sentVars, true, 422, "QUERY_TOO_COMPLEX", "graphql.limits.max_variables (50)"},
 		{"deep nesting", query(strings.Repeat("{ whoami ", 500) + strings.Repeat("}", 500)), false, 422, "QUERY_TOO_DEEP", "graphql.limits.max_depth"},
 		{"many aliases", query(`{ identitySchemas {` + strings.Repeat(" a: id b: id c: id d: id", 50) + ` } }`), false, 422, "QUERY_TOO_COMPLEX", "graphql.limits.max_aliases (15)"},
@@ -86,7 +87,7 @@ func TestGraphQLHardening(t *testing.T) {
 	}
 	// The limits leave room for what clients send: the playground's
 	// introspection and a plain query.
-	for _, q := range []string{graphiQLIntrospection, `{ identitySchemas { id } }`} {
+	for _, q := range []string{hostile.GraphiQLIntrospection, `{ identitySchemas { id } }`} {
 		r, _ := hostilePost(t, s, "", query(q))
 		if r.Status != http.StatusOK || len(r.Errors) > 0 {
 			t.Errorf("%.30q: %d %+v", q, r.Status, r.Errors)
@@ -193,49 +194,3 @@ func assertCPUIdle(t *testing.T) {
 		t.Errorf("the server used %v of CPU in the %v after answering: work left running", used, wall.Round(time.Millisecond))
 	}
 }
-
-// hostileFragmentBomb is `{ ...F<n> }` where F0 is __typename and every
-// further fragment spreads the one before twice: 2^n fields once expanded,
-// in about 40n bytes.
-func hostileFragmentBomb(op, typ string, n int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s { ...F%d } fragment F0 on %s { __typename }", op, n, typ)
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, " fragment F%d on %s { ...F%d ...F%d }", i, typ, i-1, i-1)
-	}
-	return b.String()
-}
-
-// hostileVariables declares n variables.
-func hostileVariables(n int) string {
-	var b strings.Builder
-	b.WriteString("query(")
-	for i := range n {
-		fmt.Fprintf(&b, "$v%d: Int ", i)
-	}
-	b.WriteString(") { __typename }")
-	return b.String()
-}
-
-// graphiQLIntrospection is the query GraphiQL (the playground at /) sends
-// first: 13 levels deep, which max_depth must not refuse.
-const graphiQLIntrospection = `query IntrospectionQuery {
-  __schema {
-    queryType { name } mutationType { name } subscriptionType { name }
-    types { ...FullType }
-    directives { name description locations args { ...InputValue } }
-  }
-}
-fragment FullType on __Type {
-  kind name description
-  fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
-  inputFields { ...InputValue }
-  interfaces { ...TypeRef }
-  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
-  possibleTypes { ...TypeRef }
-}
-fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
-fragment TypeRef on __Type {
-  kind name
-  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } }
-}`

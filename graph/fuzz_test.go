@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/introspection"
+
+	"github.com/identityd/identityd/graph/hostile"
 )
 
 // FuzzGraphQLBody sends any body to /graphql, through Auth and the whole
@@ -29,15 +31,15 @@ func FuzzGraphQLBody(f *testing.F) {
 		`{ whoami { id identity { id traits } } }`,
 		`{ identitySchemas { id } }`,
 		introspection.Query,
-		fragmentBomb("query", "Query", 30),
-		fragmentBomb("mutation", "Mutation", 30),
-		fragmentBomb("query", "Query", 8),
-		repeatTypename(3000),
-		manyVariables(200),
-		nested(40),
-		aliases(120),
-		rootFields(30),
-		fragments(120),
+		hostile.FragmentBomb("query", "Query", 30),
+		hostile.FragmentBomb("mutation", "Mutation", 30),
+		hostile.FragmentBomb("query", "Query", 8),
+		hostile.RepeatTypename(3000),
+		hostile.Variables(200),
+		hostile.Nested(40),
+		hostile.Aliases(120),
+		hostile.RootFields(30),
+		hostile.Fragments(120),
 		`{ __typename` + strings.Repeat(" @skip(if: false)", 8) + ` }`,
 		`{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }`,
 		`{ ...A } fragment A on Query { ...A }`,

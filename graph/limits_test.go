@@ -20,6 +20,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/parser"
 
+	"github.com/identityd/identityd/graph/hostile"
 	"github.com/identityd/identityd/model"
 )
 
@@ -101,25 +102,25 @@ func TestDocumentLimits(t *testing.T) {
 		{"whoami", `{ whoami { id identity { id traits } } }`, nil, user, "", ""},
 		{"graphiql introspection", introspection.Query, nil, "", "", ""},
 
-		{"fragment bomb", fragmentBomb("query", "Query", 30), nil, "", codeTooComplex, "graphql.limits.max_fields (1000)"},
-		{"fragment bomb, admin", fragmentBomb("query", "Query", 30), nil, admin, codeTooComplex, "graphql.limits.max_fields (1000)"},
-		{"mutation fragment bomb", fragmentBomb("mutation", "Mutation", 30), nil, "", codeTooComplex, "graphql.limits.max_fields (1000)"},
-		{"fragment bomb within the limits", strings.Replace(fragmentBomb(`query`, "__Type", 9), "{ ...F9 }", `{ __type(name: "Query") { ...F9 } }`, 1), nil, "", "", ""},
-		{"1,001 fields", below(1000), nil, admin, codeTooComplex, "graphql.limits.max_fields (1000)"},
-		{"1,000 fields", below(999), nil, "", "", ""},
+		{"fragment bomb", hostile.FragmentBomb("query", "Query", 30), nil, "", codeTooComplex, "graphql.limits.max_fields (1000)"},
+		{"fragment bomb, admin", hostile.FragmentBomb("query", "Query", 30), nil, admin, codeTooComplex, "graphql.limits.max_fields (1000)"},
+		{"mutation fragment bomb", hostile.FragmentBomb("mutation", "Mutation", 30), nil, "", codeTooComplex, "graphql.limits.max_fields (1000)"},
+		{"fragment bomb within the limits", strings.Replace(hostile.FragmentBomb(`query`, "__Type", 9), "{ ...F9 }", `{ __type(name: "Query") { ...F9 } }`, 1), nil, "", "", ""},
+		{"1,001 fields", hostile.Below(1000), nil, admin, codeTooComplex, "graphql.limits.max_fields (1000)"},
+		{"1,000 fields", hostile.Below(999), nil, "", "", ""},
 
-		{"10,000 __typename", repeatTypename(10000), nil, "", codeTooLarge, "graphql.limits.max_body_bytes (65536 bytes)"},
-		{"10,000 __typename, admin", repeatTypename(10000), nil, admin, codeTooComplex, "graphql.limits.max_fields (1000)"},
-		{"20,000 __typename, admin", repeatTypename(20000), nil, admin, codeTooComplex, "graphql.limits.max_fields (1000)"},
+		{"10,000 __typename", hostile.RepeatTypename(10000), nil, "", codeTooLarge, "graphql.limits.max_body_bytes (65536 bytes)"},
+		{"10,000 __typename, admin", hostile.RepeatTypename(10000), nil, admin, codeTooComplex, "graphql.limits.max_fields (1000)"},
+		{"20,000 __typename, admin", hostile.RepeatTypename(20000), nil, admin, codeTooComplex, "graphql.limits.max_fields (1000)"},
 		{"5,001 tokens", "{ a" + strings.Repeat(" b", 4998) + " }", nil, "", codeTooLarge, "graphql.limits.max_tokens (5000)"},
-		{"60,000 tokens, admin", repeatTypename(60000), nil, admin, codeTooLarge, "graphql.limits.admin_max_tokens (50000)"},
+		{"60,000 tokens, admin", hostile.RepeatTypename(60000), nil, admin, codeTooLarge, "graphql.limits.admin_max_tokens (50000)"},
 		{"tokens of comments", "{ __typename }" + strings.Repeat("\n#", 5000), nil, "", codeTooLarge, "graphql.limits.max_tokens (5000)"},
 		{"fragments walked once per operation", multiOp(4, 2000), nil, "", codeTooLarge, "once for each of its 4 operations"},
 		{"fragments, one operation", multiOp(1, 1000), nil, "", "", ""},
 
-		{"20,000 variables declared", manyVariables(20000), nil, admin, codeTooLarge, "graphql.limits.admin_max_tokens"},
-		{"10,000 variables declared", manyVariables(10000), nil, admin, codeTooComplex, "graphql.limits.max_variables (50)"},
-		{"51 variables declared", manyVariables(51), nil, "", codeTooComplex, "graphql.limits.max_variables (50)"},
+		{"20,000 variables declared", hostile.Variables(20000), nil, admin, codeTooLarge, "graphql.limits.admin_max_tokens"},
+		{"10,000 variables declared", hostile.Variables(10000), nil, admin, codeTooComplex, "graphql.limits.max_variables (50)"},
+		{"51 variables declared", hostile.Variables(51), nil, "", codeTooComplex, "graphql.limits.max_variables (50)"},
 		{"20,000 variables sent", `{ __typename }`, func() map[string]any {
 			v := map[string]any{}
 			for i := range 20000 {
@@ -128,16 +129,16 @@ func TestDocumentLimits(t *testing.T) {
 			return v
 		}(), admin, codeTooComplex, "graphql.limits.max_variables (50)"},
 
-		{"deep nesting", nested(13), nil, "", codeTooDeep, "graphql.limits.max_depth"},
+		{"deep nesting", hostile.Nested(13), nil, "", codeTooDeep, "graphql.limits.max_depth"},
 		{"deep nesting through fragments", `{ whoami { ...A } } fragment A on Session { identity { ...B } } fragment B on Identity { traits ` + strings.Repeat("x { ", 10) + "y " + strings.Repeat("} ", 10) + `}`, nil, "", codeTooDeep, "graphql.limits.max_depth"},
-		{"900 levels", nested(900), nil, admin, codeTooDeep, "graphql.limits.max_depth"},
+		{"900 levels", hostile.Nested(900), nil, admin, codeTooDeep, "graphql.limits.max_depth"},
 
-		{"16 aliases", aliases(16), nil, "", codeTooComplex, "graphql.limits.max_aliases (15)"},
-		{"15 aliases", aliases(15), nil, "", "", ""},
-		{"16 aliases, admin", aliases(16), nil, admin, "", ""},
-		{"101 aliases, admin", aliases(101), nil, admin, codeTooComplex, "graphql.limits.admin_max_aliases (100)"},
+		{"16 aliases", hostile.Aliases(16), nil, "", codeTooComplex, "graphql.limits.max_aliases (15)"},
+		{"15 aliases", hostile.Aliases(15), nil, "", "", ""},
+		{"16 aliases, admin", hostile.Aliases(16), nil, admin, "", ""},
+		{"101 aliases, admin", hostile.Aliases(101), nil, admin, codeTooComplex, "graphql.limits.admin_max_aliases (100)"},
 		{"aliases through fragments", `{ __type(name: "Query") { ...A ...A2 } } fragment A on __Type { ` + strings.Repeat(" n: name", 8) + ` } fragment A2 on __Type { ...A }`, nil, "", codeTooComplex, "graphql.limits.max_aliases (15)"},
-		{"21 root fields", rootFields(21), nil, admin, codeTooComplex, "graphql.limits.max_root_fields (20)"},
+		{"21 root fields", hostile.RootFields(21), nil, admin, codeTooComplex, "graphql.limits.max_root_fields (20)"},
 		{"21 root fields through a fragment", `{ __typename ...R } fragment R on Query {` + strings.Repeat(" __typename", 20) + ` }`, nil, "", codeTooComplex, "graphql.limits.max_root_fields (20)"},
 
 		{"6 directives", `{ __typename` + strings.Repeat(" @skip(if: false)", 6) + ` }`, nil, "", codeTooComplex, "graphql.limits.max_directives (5)"},
@@ -145,8 +146,8 @@ func TestDocumentLimits(t *testing.T) {
 		{"6 directives on an operation", `query Q` + strings.Repeat(" @skip(if: false)", 6) + ` { __typename }`, nil, "", codeTooComplex, "graphql.limits.max_directives (5)"},
 		{"many directives over many places", `{ __type(name: "Query") {` + strings.Repeat(` name @skip(if: false) @include(if: true)`, 100) + ` } }`, nil, "", "", ""},
 
-		{"101 fragments", fragments(101), nil, admin, codeTooComplex, "graphql.limits.max_fragments (100)"},
-		{"100 fragments", fragments(100), nil, "", "", ""},
+		{"101 fragments", hostile.Fragments(101), nil, admin, codeTooComplex, "graphql.limits.max_fragments (100)"},
+		{"100 fragments", hostile.Fragments(100), nil, "", "", ""},
 
 		{"fragment cycle", `{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }`, nil, "", "GRAPHQL_VALIDATION_FAILED", "within itself"},
 		{"fragment spreads itself", `{ ...A } fragment A on Query { __typename ...A }`, nil, "", "GRAPHQL_VALIDATION_FAILED", "within itself"},
@@ -192,7 +193,7 @@ func TestDocumentLimits(t *testing.T) {
 func TestLimitsPerCaller(t *testing.T) {
 	h := newTestHandler(t, testLimits)
 	over := []string{
-		aliases(20), // public max_aliases 15, admin 100
+		hostile.Aliases(20), // public max_aliases 15, admin 100
 		`{ __type(name: "Query") {` + strings.Repeat(" name", 900) + strings.Repeat("\n#", 4200) + "\n} }", // public max_tokens 5000, admin 50000
 	}
 	for _, q := range over {
@@ -256,8 +257,8 @@ func TestCountTokens(t *testing.T) {
 		`{ __typename }`,
 		introspection.Query,
 		"# a comment\n{ a(x: {b: [1, 2.5, \"s\", \"\"\"block\"\"\", $v, ENUM]}) @d(if: true) { ...F ... on T { c } } }\nfragment F on T { d }",
-		fragmentBomb("query", "Query", 5),
-		manyVariables(10),
+		hostile.FragmentBomb("query", "Query", 5),
+		hostile.Variables(10),
 	} {
 		st, err := countTokens(q, lim, newBudget(context.Background(), time.Second))
 		if err != nil {
@@ -294,7 +295,7 @@ func TestCountTokens(t *testing.T) {
 // TestBudget: every walk of ours stops when the request's context ends or
 // the cpu_budget is spent.
 func TestBudget(t *testing.T) {
-	q := repeatTypename(900)
+	q := hostile.RepeatTypename(900)
 	lim := testLimits
 	lim.CPUBudget = time.Nanosecond
 	l := newDocLimits(lim)
@@ -336,7 +337,7 @@ func TestComplexityMatchesGqlgen(t *testing.T) {
 			`query($n: Int) { identities(first: $n) { edges { node { ...I verifiableAddresses { id } } } } } fragment I on Identity { id traits ... on Identity { state } }`,
 			introspection.Query,
 			`{ __type(name: "Query") { name fields { name } } }`,
-			fragmentBomb("query", "Query", 8),
+			hostile.FragmentBomb("query", "Query", 8),
 		} {
 			doc, errs := gqlparser.LoadQuery(es.Schema(), q)
 			if errs != nil {
@@ -392,8 +393,8 @@ func TestQueryCacheBound(t *testing.T) {
 func TestGETLimits(t *testing.T) {
 	h := newTestHandler(t, testLimits)
 	for _, tc := range []struct{ query, code string }{
-		{fragmentBomb("query", "Query", 30), codeTooComplex},
-		{nested(13), codeTooDeep},
+		{hostile.FragmentBomb("query", "Query", 30), codeTooComplex},
+		{hostile.Nested(13), codeTooDeep},
 		{`{ identitySchema(id: {` + strings.Repeat(`a: 1 `, 500) + `}) { id } }`, "GRAPHQL_VALIDATION_FAILED"},
 	} {
 		req := httptest.NewRequest(http.MethodGet, "/graphql?query="+url.QueryEscape(tc.query), nil)
