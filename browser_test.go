@@ -1,54 +1,17 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/identityd/identityd/db/dbtest"
+	"github.com/identityd/identityd/internal/browsertest"
 )
-
-// chromiumPath is Debian's Chromium (apt-get install chromium; .ci/run
-// installs it when missing).
-const chromiumPath = "/usr/bin/chromium"
-
-// newBrowser starts a headless Chromium for the test and returns its context.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("%s not found (apt-get install chromium): %v", chromiumPath, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
-	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	t.Cleanup(cancelAlloc)
-	ctx, cancelBrowser := chromedp.NewContext(ctx, chromedp.WithLogf(t.Logf))
-	t.Cleanup(cancelBrowser)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
 
 // frontend serves an empty page: a browser app on an origin of its own.
 func frontend(t *testing.T) *httptest.Server {
@@ -73,7 +36,7 @@ func TestBrowserCrossOriginSession(t *testing.T) {
 		c.Serve.CORS.Enabled = true
 		c.Serve.CORS.AllowedOrigins = []string{app.URL}
 	})
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 
 	// fetchJS posts a GraphQL request to the API with the browser's
 	// cookies and resolves to the answer's text, or to "blocked: …" when

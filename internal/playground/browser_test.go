@@ -28,9 +28,9 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-)
 
-const chromiumPath = "/usr/bin/chromium"
+	"github.com/identityd/identityd/internal/browsertest"
+)
 
 // fakeAnswer is what the fake GraphQL endpoint returns for any POST; seeing
 // its marker in GraphiQL's result pane proves the whole round trip worked.
@@ -94,10 +94,6 @@ func (f *fakeEndpoint) snapshot() []fakeRequest {
 }
 
 func TestBrowserPlayground(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("%s not found (apt-get install chromium): %v", chromiumPath, err)
-	}
-
 	fake := &fakeEndpoint{}
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", fake)
@@ -105,29 +101,7 @@ func TestBrowserPlayground(t *testing.T) {
 	srv := httptest.NewServer(mux) // listens on 127.0.0.1
 	defer srv.Close()
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 800),
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	ctx, cancelBrowser := chromedp.NewContext(ctx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
+	ctx := browsertest.New(t)
 
 	var bl browserLog
 	err := chromedp.Listen(ctx, func(ev any) {
