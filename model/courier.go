@@ -39,6 +39,10 @@ type CourierMessage struct {
 	// TemplateType names the template the message was made from, in
 	// Kratos's names (verification_code, recovery_code, invitation, …).
 	TemplateType string
+	// TemplateData is what the template saw, as a JSON object with Kratos's
+	// snake_case keys (to, verification_code, …): an HTTP channel passes it
+	// to its Jsonnet body as ctx.template_data. It holds the code too.
+	TemplateData []byte
 	// SendCount is how many delivery attempts were made.
 	SendCount int
 	// LastError is why the last attempt failed, without credentials.
