@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -83,6 +84,16 @@ func (db *DB) pingLoop(ctx context.Context, c *sessionCache, listening <-chan st
 // missed.
 func (db *DB) listenLoop(ctx context.Context, c *sessionCache, listening chan<- struct{}, log *slog.Logger) {
 	var ln *pgdriver.Listener
+	// A receive blocked on the connection does not see ctx end: closing
+	// the listener is what wakes it, so that stopping takes no longer than
+	// the round trip (it took up to pingInterval, a second per shutdown).
+	var current atomic.Pointer[pgdriver.Listener]
+	stopWaking := context.AfterFunc(ctx, func() {
+		if l := current.Load(); l != nil {
+			_ = l.Close()
+		}
+	})
+	defer stopWaking()
 	defer func() {
 		if ln != nil {
 			_ = ln.Close()
@@ -112,6 +123,10 @@ func (db *DB) listenLoop(ctx context.Context, c *sessionCache, listening chan<- 
 	for ctx.Err() == nil {
 		if ln == nil {
 			ln = pgdriver.NewListener(db.bun)
+			current.Store(ln)
+			if ctx.Err() != nil {
+				return // stopped before the listener could be woken
+			}
 			if err := ln.Listen(ctx, cacheChannel); err != nil {
 				fail("listen", err)
 				continue
