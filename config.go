@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/identityd/identityd/db"
+	"github.com/identityd/identityd/internal/courier"
 	"github.com/identityd/identityd/internal/password"
 	"github.com/identityd/identityd/schemas"
 )
@@ -37,6 +38,54 @@ type Config struct {
 	GraphQL  GraphQLConfig  `yaml:"graphql"`
 	// Selfservice is Kratos's key for the self-service flows.
 	Selfservice SelfserviceConfig `yaml:"selfservice"`
+	// Courier is how emails and SMS go out, under Kratos's key names.
+	Courier CourierConfig `yaml:"courier"`
+}
+
+// CourierConfig is the courier: the SMTP server, the HTTP channels (SMS),
+// the templates and the delivery worker, under Kratos's key names (worker.
+// enabled and worker.retry_backoff are this service's own).
+type CourierConfig struct {
+	SMTP CourierSMTPConfig `yaml:"smtp"`
+	// Channels are Kratos's HTTP channels: id sms (and email), type http.
+	Channels []courier.Channel `yaml:"channels"`
+	// TemplateOverridePath is a folder in Kratos's template layout
+	// (verification_code/valid/email.body.gotmpl, …) whose files replace
+	// the built-in ones.
+	TemplateOverridePath string `yaml:"template_override_path"`
+	// MessageRetries is how many times a failed message is tried again
+	// before it is abandoned.
+	MessageRetries int                 `yaml:"message_retries"`
+	Worker         CourierWorkerConfig `yaml:"worker"`
+}
+
+// CourierSMTPConfig is the SMTP server emails go through. With no
+// connection_uri, emails stay queued (admins read them with courierMessages).
+type CourierSMTPConfig struct {
+	// ConnectionURI is smtp://user:password@host:port/ (STARTTLS unless
+	// ?disable_starttls=true) or smtps://… (implicit TLS);
+	// ?skip_ssl_verify=true accepts any certificate.
+	ConnectionURI string            `yaml:"connection_uri"`
+	FromAddress   string            `yaml:"from_address"`
+	FromName      string            `yaml:"from_name"`
+	Headers       map[string]string `yaml:"headers"`
+	// LocalName is the HELO name; the host name when empty.
+	LocalName string `yaml:"local_name"`
+}
+
+// CourierWorkerConfig is the delivery worker.
+type CourierWorkerConfig struct {
+	// Enabled runs the worker inside serve (default). False: serve only
+	// queues, and `identityd courier watch` delivers, in its own process.
+	Enabled bool `yaml:"enabled"`
+	// PullCount is the most messages claimed and sent in one batch.
+	PullCount int `yaml:"pull_count"`
+	// PullWait is how often the outbox is read when this process queued
+	// nothing (messages queued here are sent at once).
+	PullWait Duration `yaml:"pull_wait"`
+	// RetryBackoff is the wait after a first failed attempt, doubled after
+	// each further one (at most an hour).
+	RetryBackoff Duration `yaml:"retry_backoff"`
 }
 
 // GraphQLConfig is the GraphQL endpoint.
@@ -290,6 +339,10 @@ func defaultConfig() Config {
 			MaxConcurrent: runtime.NumCPU(),
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
+		Courier: CourierConfig{
+			MessageRetries: 5,
+			Worker:         CourierWorkerConfig{Enabled: true, PullCount: 100, PullWait: Duration(time.Second), RetryBackoff: Duration(30 * time.Second)},
+		},
 	}
 }
 
@@ -430,6 +483,8 @@ func describeType(t reflect.Type) string {
 		return "a non-negative integer"
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
 		return "a list of objects with the keys " + strings.Join(slices.Sorted(maps.Keys(yamlFields(t.Elem()))), ", ")
+	case t.Kind() == reflect.Map:
+		return "an object of " + strings.TrimPrefix(strings.TrimPrefix(describeType(t.Elem()), "a "), "an ") + "s"
 	case t.Kind() == reflect.Slice:
 		return "a list of " + strings.TrimPrefix(strings.TrimPrefix(describeType(t.Elem()), "a "), "an ") + "s"
 	case t.Kind() == reflect.Struct:
@@ -542,6 +597,9 @@ func (c Config) validate() error {
 		return err
 	}
 	if err := c.Selfservice.validate(); err != nil {
+		return err
+	}
+	if err := c.Courier.validate(); err != nil {
 		return err
 	}
 	if c.Session.Lifespan <= 0 {
@@ -713,6 +771,47 @@ func (s SelfserviceConfig) validate() error {
 		return fmt.Errorf("config: selfservice.flows.settings.privileged_session_max_age: must be positive")
 	}
 	return nil
+}
+
+func (c CourierConfig) validate() error {
+	w := c.Worker
+	switch {
+	case c.MessageRetries < 0:
+		return fmt.Errorf("config: courier.message_retries: must not be negative")
+	case w.PullCount < 1:
+		return fmt.Errorf("config: courier.worker.pull_count: must be at least 1")
+	case w.PullWait <= 0:
+		return fmt.Errorf("config: courier.worker.pull_wait: must be positive")
+	case w.RetryBackoff <= 0:
+		return fmt.Errorf("config: courier.worker.retry_backoff: must be positive")
+	}
+	if c.SMTP.ConnectionURI != "" {
+		if _, err := courier.NewSMTP(c.smtp()); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+	}
+	return nil
+}
+
+// smtp is the courier's view of courier.smtp.
+func (c CourierConfig) smtp() courier.SMTPConfig {
+	s := c.SMTP
+	return courier.SMTPConfig{ConnectionURI: s.ConnectionURI, FromAddress: s.FromAddress, FromName: s.FromName,
+		Headers: s.Headers, LocalName: s.LocalName}
+}
+
+// delivery is the courier worker's view of the courier section.
+func (c CourierConfig) delivery() courier.Config {
+	return courier.Config{
+		SMTP:           c.smtp(),
+		Channels:       c.Channels,
+		MessageRetries: c.MessageRetries,
+		Worker: courier.WorkerConfig{
+			PullCount:    c.Worker.PullCount,
+			PullWait:     time.Duration(c.Worker.PullWait),
+			RetryBackoff: time.Duration(c.Worker.RetryBackoff),
+		},
+	}
 }
 
 var defaultArgon2 = password.DefaultParams()

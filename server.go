@@ -4,6 +4,7 @@
 //
 //	identityd [serve] [--config FILE]
 //	identityd migrate up|down|status [--config FILE]
+//	identityd courier watch [--config FILE]
 //	identityd version
 //	identityd healthcheck [--url URL]
 package main
@@ -32,10 +33,12 @@ import (
 
 	"github.com/identityd/identityd/db"
 	"github.com/identityd/identityd/graph"
+	"github.com/identityd/identityd/internal/courier"
 	"github.com/identityd/identityd/internal/identity"
 	"github.com/identityd/identityd/internal/password"
 	"github.com/identityd/identityd/internal/playground"
 	"github.com/identityd/identityd/internal/session"
+	"github.com/identityd/identityd/internal/worker"
 	"github.com/identityd/identityd/schemas"
 )
 
@@ -62,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cmdServe(ctx, args, stdout, stderr, getenv)
 	case "migrate":
 		err = cmdMigrate(ctx, args, stdout, getenv)
+	case "courier":
+		err = cmdCourier(ctx, args, stdout, stderr, getenv)
 	case "version", "--version", "-version", "-v":
 		fmt.Fprintf(stdout, "identityd %s\n", version)
 	case "healthcheck":
@@ -90,6 +95,8 @@ const usage = `usage:
                                              roll back the newest migration (or N, or all);
                                              asks first, or needs --yes without a terminal:
                                              what a migration made is dropped with its data
+  identityd courier watch [--config FILE]    deliver queued emails and SMS only (no API), for
+                                             a worker split out with courier.worker.enabled: false
   identityd version | --version
   identityd SUBCOMMAND --help                the subcommand's flags
   (-c FILE is short for --config FILE)
@@ -192,6 +199,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	} else {
 		fmt.Fprintf(stdout, "  Act as admin%s: send \"Authorization: Bearer <one of admin.api_keys>\"\n", adminWhere)
 	}
+	fmt.Fprint(stdout, courierBanner(cfg, a.delivery))
 
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
@@ -224,8 +232,16 @@ type app struct {
 	// adminHandler serves serve.admin_address, the only listener that
 	// accepts admin keys when it is set; nil otherwise.
 	adminHandler http.Handler
-	// stop ends the background loops.
-	stop         context.CancelFunc
+	// runner owns the background loops (courier delivery, pruning); Close
+	// stops it before the database closes.
+	runner *worker.Runner
+	// templates compose the flows' messages (verification, recovery,
+	// invitations): built in, or overridden from
+	// courier.template_override_path.
+	templates *courier.Courier
+	// delivery is the courier's worker, run by runner unless
+	// courier.worker.enabled is false.
+	delivery     *courier.Worker
 	adminKeys    []string
 	generatedKey bool
 }
@@ -248,21 +264,18 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := db.Open(ctx, cfg.DSN)
+	// Every template is parsed now, so a broken override stops the start
+	// with its file named instead of failing the first registration.
+	templates, err := courier.New(courier.WithTemplateOverrides(cfg.Courier.TemplateOverridePath))
 	if err != nil {
 		return nil, err
 	}
-	if store.Kind() == db.SQLite {
-		// The embedded database is the service's own: keep it current.
-		applied, err := store.MigrateUp(ctx)
-		if err != nil {
-			_ = store.Close()
-			return nil, err
-		}
-		if len(applied) > 0 {
-			log.Info("database migrated", "applied", applied)
-		}
-	} else if err := store.CheckMigrated(ctx); err != nil {
+	store, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	delivery, err := courier.NewWorker(store, cfg.Courier.delivery(), log)
+	if err != nil {
 		_ = store.Close()
 		return nil, err
 	}
@@ -283,7 +296,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 			Window:            time.Duration(t.Window),
 		},
 	}, time.Now, rand.Reader)
-	resolver := &graph.Resolver{Schemas: registry, IdentityService: identities, Sessions: sessions}
+	resolver := &graph.Resolver{Schemas: registry, IdentityService: identities, Sessions: sessions, Outbox: courier.NewOutbox(store)}
 	l := cfg.GraphQL.Limits
 	gql := graph.NewHandler(resolver, graph.HandlerConfig{
 		Introspection: cfg.Serve.Introspection,
@@ -354,18 +367,20 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		m.HandleFunc("GET /health/ready", ready)
 		return graph.WithRequestID(accessLog(log, m))
 	}
-	a := &app{store: store, adminKeys: keys, generatedKey: generated}
+	a := &app{store: store, adminKeys: keys, generatedKey: generated, templates: templates, delivery: delivery, runner: worker.New(log)}
 	// Attempt counters are forgotten after the throttle's window; pruning
 	// keeps a client that tries many names from growing the table forever.
-	pruneCtx, stopPrune := context.WithCancel(context.WithoutCancel(ctx))
-	a.stop = stopPrune
-	go every(pruneCtx, throttlePruneInterval, func(ctx context.Context) {
+	a.runner.Every("throttle-prune", throttlePruneInterval, func(ctx context.Context) {
 		if n, err := sessions.PruneThrottle(ctx); err != nil {
 			log.Warn("pruning login throttle counters failed", "error", err)
 		} else if n > 0 {
 			log.Debug("pruned login throttle counters", "deleted", n)
 		}
 	})
+	if cfg.Courier.Worker.Enabled {
+		a.runner.Add("courier", delivery.Run)
+	}
+	a.runner.Start(context.WithoutCancel(ctx))
 	if cfg.Serve.AdminAddress == "" {
 		a.handler = mux(graph.NewAuth(sessions.FromToken, authCfg))
 	} else {
@@ -377,28 +392,97 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	return a, nil
 }
 
-// Close releases the database.
+// Close stops the background loops (a courier batch in flight records
+// what it sent), then releases the database.
 func (a *app) Close() error {
-	a.stop()
+	a.runner.Stop()
 	return a.store.Close()
 }
 
 // throttlePruneInterval is how often expired throttle counters are deleted.
 const throttlePruneInterval = 10 * time.Minute
 
-// every runs fn every interval until ctx ends. Until the issue that brings
-// internal/worker, this is the one background loop of the server.
-func every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			fn(ctx)
-		}
+// openStore opens the database; the embedded SQLite is migrated, a
+// PostgreSQL one must be (identityd migrate up).
+func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*db.DB, error) {
+	store, err := db.Open(ctx, cfg.DSN)
+	if err != nil {
+		return nil, err
 	}
+	if store.Kind() == db.SQLite {
+		// The embedded database is the service's own: keep it current.
+		applied, err := store.MigrateUp(ctx)
+		if err != nil {
+			_ = store.Close()
+			return nil, err
+		}
+		if len(applied) > 0 {
+			log.Info("database migrated", "applied", applied)
+		}
+	} else if err := store.CheckMigrated(ctx); err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	return store, nil
+}
+
+// courierBanner says where emails and SMS go, and where they wait when they
+// go nowhere: a newcomer on the embedded default reads the codes the flows
+// sent with courierMessages. It names no credential.
+func courierBanner(cfg Config, w *courier.Worker) string {
+	var b strings.Builder
+	readThem := "read them as admin with { courierMessages(filter: {status: QUEUED}) { edges { node { recipient subject body } } } }"
+	if r := w.EmailRoute(); r != "" {
+		fmt.Fprintf(&b, "  Courier: emails go to %s\n", r)
+	} else {
+		fmt.Fprintf(&b, "  Courier: no SMTP server (courier.smtp.connection_uri), so emails stay queued, unsent;\n    %s\n", readThem)
+	}
+	if r := w.SMSRoute(); r != "" {
+		fmt.Fprintf(&b, "  Courier: SMS go to %s\n", r)
+	} else {
+		b.WriteString("  Courier: no SMS channel (courier.channels with id sms), so SMS stay queued, unsent\n")
+	}
+	if !cfg.Courier.Worker.Enabled {
+		b.WriteString("  Courier: this process delivers nothing (courier.worker.enabled: false); run `identityd courier watch`\n")
+	}
+	return b.String()
+}
+
+// cmdCourier is `identityd courier watch`: the courier's delivery worker on
+// its own, with serve's configuration, for deployments that run it apart
+// (serve with courier.worker.enabled: false). It delivers until stopped and
+// loses nothing when stopped: a batch in flight records what it sent.
+func cmdCourier(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 || args[0] != "watch" {
+		return errors.New("courier: say watch (identityd courier watch [--config FILE])")
+	}
+	cfg, rest, err := configFlag("courier watch", args[1:], stdout, getenv)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("courier watch: unexpected arguments %q", rest)
+	}
+	log := newLogger(cfg.Log, stderr)
+	store, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	delivery, err := courier.NewWorker(store, cfg.Courier.delivery(), log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "identityd %s courier watch (database: %s)\n", version, db.RedactDSN(cfg.DSN))
+	cfg.Courier.Worker.Enabled = true // this process is the worker
+	fmt.Fprint(stdout, courierBanner(cfg, delivery))
+	runner := worker.New(log)
+	runner.Add("courier", delivery.Run)
+	runner.Start(context.WithoutCancel(ctx))
+	<-ctx.Done()
+	log.Info("courier watch: stopping")
+	runner.Stop()
+	return nil
 }
 
 // accessLog logs one line per request at debug level (warn for 5xx):

@@ -8,6 +8,7 @@ package graph
 //go:generate go run seqslice.go -file generated.go
 
 import (
+	"github.com/identityd/identityd/internal/courier"
 	"github.com/identityd/identityd/internal/identity"
 	"github.com/identityd/identityd/internal/session"
 	"github.com/identityd/identityd/schemas"
@@ -19,4 +20,6 @@ type Resolver struct {
 	Schemas         *schemas.Registry
 	IdentityService *identity.Service
 	Sessions        *session.Service
+	// Outbox is the courier's messages, which admins read.
+	Outbox *courier.Outbox
 }

@@ -35,6 +35,37 @@ type ChangePasswordInput struct {
 	RevokeOtherSessions *bool `json:"revokeOtherSessions,omitempty"`
 }
 
+// A page of courier messages (Relay connection).
+type CourierMessageConnection struct {
+	// The messages of this page, newest first.
+	Edges []*CourierMessageEdge `json:"edges"`
+	// Where the page is in the whole listing.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many messages match the filter, on every page alike. Counting stops
+	// after 10,000: when more match, this is 10,000 and `isTotalCountExact` is
+	// false. Costs one query, run only when this field or `isTotalCountExact` is
+	// selected; null otherwise.
+	TotalCount *int `json:"totalCount,omitempty"`
+	// False when more than 10,000 messages match and `totalCount` is that bound, not the count; null unless selected.
+	IsTotalCountExact *bool `json:"isTotalCountExact,omitempty"`
+}
+
+// One courier message of a page, with its cursor.
+type CourierMessageEdge struct {
+	// Opaque; pass it as `after` to continue after this message.
+	Cursor string `json:"cursor"`
+	// The message.
+	Node *CourierMessage `json:"node"`
+}
+
+// Narrows `courierMessages`; every field given must match (absent fields do not filter).
+type CourierMessageFilter struct {
+	// Only messages in this state.
+	Status *CourierMessageStatus `json:"status,omitempty"`
+	// Only messages to this address or phone number (as written, or in lower case).
+	Recipient *string `json:"recipient,omitempty"`
+}
+
 // A new identity.
 type CreateIdentityInput struct {
 	// The identity schema; the default schema (`identity.default_schema_id`) when absent.
@@ -384,6 +415,128 @@ func (e *Access) UnmarshalJSON(b []byte) error {
 }
 
 func (e Access) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Where a courier message is in its delivery.
+type CourierMessageStatus string
+
+const (
+	// Waiting to be sent, or to be tried again after a failure.
+	CourierMessageStatusQueued CourierMessageStatus = "QUEUED"
+	// A worker has claimed it and is sending it.
+	CourierMessageStatusProcessing CourierMessageStatus = "PROCESSING"
+	// Delivered to the SMTP server or the HTTP channel.
+	CourierMessageStatusSent CourierMessageStatus = "SENT"
+	// Given up on: every retry failed, or the server refused it for good.
+	CourierMessageStatusAbandoned CourierMessageStatus = "ABANDONED"
+)
+
+var AllCourierMessageStatus = []CourierMessageStatus{
+	CourierMessageStatusQueued,
+	CourierMessageStatusProcessing,
+	CourierMessageStatusSent,
+	CourierMessageStatusAbandoned,
+}
+
+func (e CourierMessageStatus) IsValid() bool {
+	switch e {
+	case CourierMessageStatusQueued, CourierMessageStatusProcessing, CourierMessageStatusSent, CourierMessageStatusAbandoned:
+		return true
+	}
+	return false
+}
+
+func (e CourierMessageStatus) String() string {
+	return string(e)
+}
+
+func (e *CourierMessageStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = CourierMessageStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid CourierMessageStatus", str)
+	}
+	return nil
+}
+
+func (e CourierMessageStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *CourierMessageStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e CourierMessageStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// How a courier message goes out.
+type CourierMessageType string
+
+const (
+	// An email.
+	CourierMessageTypeEmail CourierMessageType = "EMAIL"
+	// A text message to a phone number.
+	CourierMessageTypeSms CourierMessageType = "SMS"
+)
+
+var AllCourierMessageType = []CourierMessageType{
+	CourierMessageTypeEmail,
+	CourierMessageTypeSms,
+}
+
+func (e CourierMessageType) IsValid() bool {
+	switch e {
+	case CourierMessageTypeEmail, CourierMessageTypeSms:
+		return true
+	}
+	return false
+}
+
+func (e CourierMessageType) String() string {
+	return string(e)
+}
+
+func (e *CourierMessageType) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = CourierMessageType(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid CourierMessageType", str)
+	}
+	return nil
+}
+
+func (e CourierMessageType) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *CourierMessageType) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e CourierMessageType) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
