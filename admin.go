@@ -26,34 +26,69 @@ func resolveAdminKeys(configured []string, address, dataDir string) (keys []stri
 	if len(configured) > 0 {
 		return configured, false, nil
 	}
-	host, _, err := net.SplitHostPort(address)
+	key, err := localSecret(address, dataDir, adminKeyFile, "idadm_", "admin key",
+		fmt.Sprintf("config: admin.api_keys: no admin key is configured and serve.address %q is reachable from other hosts: set ADMIN_API_KEYS", address))
 	if err != nil {
 		return nil, false, err
 	}
-	if !isLoopbackHost(host) {
-		return nil, false, fmt.Errorf("config: admin.api_keys: no admin key is configured and serve.address %q is reachable from other hosts: set ADMIN_API_KEYS", address)
+	return []string{key}, true, nil
+}
+
+// secretFile is where a generated secrets.default is kept between starts.
+const secretFile = "secret-default"
+
+// resolveSecrets returns the secrets that key one-time codes: those
+// configured, or, with none, one made and kept in dataDir by a server on a
+// loopback address (`go run .` works out of the box, and codes survive a
+// restart). A server reachable from other hosts refuses to start without
+// one: a secret made per machine would differ between the processes of one
+// deployment, and their codes would not check on each other.
+func resolveSecrets(configured []string, address, dataDir string) ([]string, error) {
+	if len(configured) > 0 {
+		return configured, nil
 	}
-	path := filepath.Join(dataDir, adminKeyFile)
+	secret, err := localSecret(address, dataDir, secretFile, "idsec_", "secret",
+		fmt.Sprintf("config: secrets.default: no secret is configured and serve.address %q is reachable from other hosts: set SECRETS_DEFAULT (at least 16 random characters; a list, the first one signs)", address))
+	if err != nil {
+		return nil, err
+	}
+	return []string{secret}, nil
+}
+
+// localSecret is a secret kept in dataDir/file for a server that listens on
+// a loopback address only: read when it is there, else made (prefix and 32
+// random bytes, base64url) and written readable by the owner only. On any
+// other address it refuses with refusal, which names the key to set. what
+// names the secret in errors.
+func localSecret(address, dataDir, file, prefix, what, refusal string) (string, error) {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return "", err
+	}
+	if !isLoopbackHost(host) {
+		return "", errors.New(refusal)
+	}
+	path := filepath.Join(dataDir, file)
 	b, err := os.ReadFile(path)
 	if err == nil {
 		if k := strings.TrimSpace(string(b)); len(k) >= 16 {
-			return []string{k}, true, nil
+			return k, nil
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, false, fmt.Errorf("read admin key: %w", err)
+		return "", fmt.Errorf("read %s: %w", what, err)
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
-		return nil, false, err
+		return "", err
 	}
-	key := "idadm_" + base64.RawURLEncoding.EncodeToString(raw[:])
+	key := prefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	if err := db.MakeDataDir(dataDir); err != nil {
-		return nil, false, err
+		return "", err
 	}
 	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
-		return nil, false, fmt.Errorf("write admin key: %w", err)
+		return "", fmt.Errorf("write %s: %w", what, err)
 	}
-	return []string{key}, true, nil
+	return key, nil
 }
 
 func isLoopbackHost(host string) bool {

@@ -20,8 +20,10 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/identityd/identityd/db"
+	"github.com/identityd/identityd/internal/code"
 	"github.com/identityd/identityd/internal/courier"
 	"github.com/identityd/identityd/internal/password"
+	"github.com/identityd/identityd/internal/session"
 	"github.com/identityd/identityd/schemas"
 )
 
@@ -40,6 +42,23 @@ type Config struct {
 	Selfservice SelfserviceConfig `yaml:"selfservice"`
 	// Courier is how emails and SMS go out, under Kratos's key names.
 	Courier CourierConfig `yaml:"courier"`
+	// Secrets are the server's keys, under Kratos's key names.
+	Secrets SecretsConfig `yaml:"secrets"`
+
+	// now, when set, is the services' clock (tests move it forward); no
+	// key sets it.
+	now func() time.Time
+}
+
+// SecretsConfig is the server's secrets.
+type SecretsConfig struct {
+	// Default keys the hashes of one-time codes (HMAC-SHA256), at least 16
+	// characters each. The first keys new codes and every one is tried on
+	// a check, so a secret is rotated by putting a new one first and
+	// dropping the old one once its codes have expired. None: a server on
+	// a loopback address makes one and keeps it in the data folder; on any
+	// other address it refuses to start.
+	Default []string `yaml:"default"`
 }
 
 // CourierConfig is the courier: the SMTP server, the HTTP channels (SMS),
@@ -135,17 +154,46 @@ type GraphQLLimits struct {
 // SelfserviceConfig is the self-service flows, under Kratos's key names.
 type SelfserviceConfig struct {
 	Flows FlowsConfig `yaml:"flows"`
+	// Codes is the one-time codes of verification and recovery.
+	Codes CodesConfig `yaml:"codes"`
+}
+
+// CodesConfig is the one-time codes sent by email or SMS (verification,
+// recovery).
+type CodesConfig struct {
+	// Length is the digits of a code sent by email or SMS (6 to 12).
+	Length int `yaml:"length"`
+	// MaxAttempts is how many times such a code may be tried before it is
+	// dead.
+	MaxAttempts int `yaml:"max_attempts"`
+	// Throttle limits requests for codes and checks of codes, per address
+	// and per client address, as selfservice.flows.login.throttle does
+	// logins: every request counts, a right code hands its check back.
+	Throttle ThrottleConfig `yaml:"throttle"`
 }
 
 // FlowsConfig is the settings of each flow.
 type FlowsConfig struct {
-	Login    LoginFlowConfig    `yaml:"login"`
-	Settings SettingsFlowConfig `yaml:"settings"`
+	Login        LoginFlowConfig    `yaml:"login"`
+	Settings     SettingsFlowConfig `yaml:"settings"`
+	Verification CodeFlowConfig     `yaml:"verification"`
+	Recovery     CodeFlowConfig     `yaml:"recovery"`
+	Invitation   CodeFlowConfig     `yaml:"invitation"`
+}
+
+// CodeFlowConfig is a flow that sends a one-time code.
+type CodeFlowConfig struct {
+	// Lifespan is how long its code is valid.
+	Lifespan Duration `yaml:"lifespan"`
 }
 
 // LoginFlowConfig is the login flow.
 type LoginFlowConfig struct {
 	Throttle ThrottleConfig `yaml:"throttle"`
+	// RequireVerifiedAddress refuses the login of an identity none of
+	// whose addresses is verified (ADDRESS_NOT_VERIFIED), after its
+	// password matched.
+	RequireVerifiedAddress bool `yaml:"require_verified_address"`
 }
 
 // ThrottleConfig limits failed password checks (login, changeMyPassword).
@@ -324,7 +372,20 @@ func defaultConfig() Config {
 				IdentifierMaxDelay: Duration(time.Minute),
 				Window:             Duration(time.Hour),
 			}},
-			Settings: SettingsFlowConfig{PrivilegedSessionMaxAge: Duration(15 * time.Minute)},
+			Settings:     SettingsFlowConfig{PrivilegedSessionMaxAge: Duration(15 * time.Minute)},
+			Verification: CodeFlowConfig{Lifespan: Duration(time.Hour)},
+			Recovery:     CodeFlowConfig{Lifespan: Duration(time.Hour)},
+			Invitation:   CodeFlowConfig{Lifespan: Duration(7 * 24 * time.Hour)},
+		}, Codes: CodesConfig{
+			Length:      6,
+			MaxAttempts: 5,
+			Throttle: ThrottleConfig{
+				FreePerAddress:     20,
+				FreePerIdentifier:  5,
+				MaxDelay:           Duration(15 * time.Minute),
+				IdentifierMaxDelay: Duration(time.Minute),
+				Window:             Duration(time.Hour),
+			},
 		}},
 		Identity: IdentityConfig{
 			DefaultSchemaID: "default",
@@ -637,6 +698,11 @@ func (c Config) validate() error {
 	if !found {
 		return fmt.Errorf("config: identity.default_schema_id: %q is not among identity.schemas", c.Identity.DefaultSchemaID)
 	}
+	for i, k := range c.Secrets.Default {
+		if len(k) < code.MinSecretBytes {
+			return fmt.Errorf("config: secrets.default[%d]: too short (at least %d characters)", i, code.MinSecretBytes)
+		}
+	}
 	for i, k := range c.Admin.APIKeys {
 		if len(k) < 16 {
 			return fmt.Errorf("config: admin.api_keys[%d]: too short (at least 16 characters)", i)
@@ -755,22 +821,56 @@ func (l GraphQLLimits) validate() error {
 }
 
 func (s SelfserviceConfig) validate() error {
-	t := s.Flows.Login.Throttle
+	if err := s.Flows.Login.Throttle.validate("selfservice.flows.login.throttle"); err != nil {
+		return err
+	}
+	if err := s.Codes.Throttle.validate("selfservice.codes.throttle"); err != nil {
+		return err
+	}
+	f := s.Flows
 	switch {
-	case t.FreePerAddress < 1:
-		return fmt.Errorf("config: selfservice.flows.login.throttle.free_per_address: must be at least 1")
-	case t.FreePerIdentifier < 1:
-		return fmt.Errorf("config: selfservice.flows.login.throttle.free_per_identifier: must be at least 1")
-	case t.MaxDelay < Duration(time.Second):
-		return fmt.Errorf("config: selfservice.flows.login.throttle.max_delay: must be at least 1s")
-	case t.IdentifierMaxDelay < Duration(time.Second):
-		return fmt.Errorf("config: selfservice.flows.login.throttle.identifier_max_delay: must be at least 1s")
-	case t.Window <= 0:
-		return fmt.Errorf("config: selfservice.flows.login.throttle.window: must be positive")
-	case s.Flows.Settings.PrivilegedSessionMaxAge <= 0:
+	case f.Settings.PrivilegedSessionMaxAge <= 0:
 		return fmt.Errorf("config: selfservice.flows.settings.privileged_session_max_age: must be positive")
+	case f.Verification.Lifespan < Duration(time.Minute):
+		return fmt.Errorf("config: selfservice.flows.verification.lifespan: must be at least 1m")
+	case f.Recovery.Lifespan < Duration(time.Minute):
+		return fmt.Errorf("config: selfservice.flows.recovery.lifespan: must be at least 1m")
+	case f.Invitation.Lifespan < Duration(time.Minute):
+		return fmt.Errorf("config: selfservice.flows.invitation.lifespan: must be at least 1m")
+	case s.Codes.Length < 6 || s.Codes.Length > 12:
+		return fmt.Errorf("config: selfservice.codes.length: %d digits; must be from 6 to 12", s.Codes.Length)
+	case s.Codes.MaxAttempts < 1 || s.Codes.MaxAttempts > 100:
+		return fmt.Errorf("config: selfservice.codes.max_attempts: must be from 1 to 100")
 	}
 	return nil
+}
+
+// validate checks a throttle configured at key.
+func (t ThrottleConfig) validate(key string) error {
+	switch {
+	case t.FreePerAddress < 1:
+		return fmt.Errorf("config: %s.free_per_address: must be at least 1", key)
+	case t.FreePerIdentifier < 1:
+		return fmt.Errorf("config: %s.free_per_identifier: must be at least 1", key)
+	case t.MaxDelay < Duration(time.Second):
+		return fmt.Errorf("config: %s.max_delay: must be at least 1s", key)
+	case t.IdentifierMaxDelay < Duration(time.Second):
+		return fmt.Errorf("config: %s.identifier_max_delay: must be at least 1s", key)
+	case t.Window <= 0:
+		return fmt.Errorf("config: %s.window: must be positive", key)
+	}
+	return nil
+}
+
+// session is the session service's view of a throttle.
+func (t ThrottleConfig) session() session.ThrottleConfig {
+	return session.ThrottleConfig{
+		FreePerIdentifier: t.FreePerIdentifier,
+		FreePerAddress:    t.FreePerAddress,
+		Max:               time.Duration(t.MaxDelay),
+		IdentifierMax:     time.Duration(t.IdentifierMaxDelay),
+		Window:            time.Duration(t.Window),
+	}
 }
 
 func (c CourierConfig) validate() error {

@@ -18,6 +18,9 @@ import (
 // testAdminKey is the admin API key every test server accepts.
 const testAdminKey = "test-admin-key-0123456789abcdef"
 
+// testSecret keys the one-time codes of every test server.
+const testSecret = "test-secret-0123456789abcdef"
+
 // testServer is the whole service, wired as `serve` wires it, behind an
 // httptest server: tests talk to it over real HTTP.
 type testServer struct {
@@ -32,6 +35,8 @@ func newTestServer(t testing.TB, dsn string, change func(*Config)) *testServer {
 	cfg := defaultConfig()
 	cfg.DSN = dsn
 	cfg.Admin.APIKeys = []string{testAdminKey}
+	// A secret of its own, so no test writes one into ./data.
+	cfg.Secrets.Default = []string{testSecret}
 	// Cheap hashes keep tests fast; the default parameters have benchmarks.
 	cfg.Hashers.Argon2 = Argon2Config{MemoryKiB: 8 * 1024, Iterations: 1, Parallelism: 1}
 	if change != nil {

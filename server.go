@@ -33,6 +33,7 @@ import (
 
 	"github.com/identityd/identityd/db"
 	"github.com/identityd/identityd/graph"
+	"github.com/identityd/identityd/internal/code"
 	"github.com/identityd/identityd/internal/courier"
 	"github.com/identityd/identityd/internal/identity"
 	"github.com/identityd/identityd/internal/password"
@@ -264,6 +265,14 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	secrets, err := resolveSecrets(cfg.Secrets.Default, cfg.Serve.Address, dataDir(cfg.DSN))
+	if err != nil {
+		return nil, err
+	}
+	codes, err := code.New(code.Config{Secrets: secrets, Digits: cfg.Selfservice.Codes.Length, MaxAttempts: cfg.Selfservice.Codes.MaxAttempts}, rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("config: secrets.default: %w", err)
+	}
 	// Every template is parsed now, so a broken override stops the start
 	// with its file named instead of failing the first registration.
 	templates, err := courier.New(courier.WithTemplateOverrides(cfg.Courier.TemplateOverridePath))
@@ -283,19 +292,25 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	store.StartSessionCache(context.WithoutCancel(ctx), log)
 
 	hasher := password.NewHasher(cfg.Hashers.argon2Params(), cfg.Hashers.MaxConcurrent)
-	identities := identity.New(store, registry, hasher, password.DefaultPolicy(), time.Now)
-	t := cfg.Selfservice.Flows.Login.Throttle
-	sessions := session.New(store, identities, session.Config{
-		Lifespan:      time.Duration(cfg.Session.Lifespan),
-		PrivilegedFor: time.Duration(cfg.Selfservice.Flows.Settings.PrivilegedSessionMaxAge),
-		Throttle: session.ThrottleConfig{
-			FreePerIdentifier: t.FreePerIdentifier,
-			FreePerAddress:    t.FreePerAddress,
-			Max:               time.Duration(t.MaxDelay),
-			IdentifierMax:     time.Duration(t.IdentifierMaxDelay),
-			Window:            time.Duration(t.Window),
+	now := time.Now
+	if cfg.now != nil {
+		now = cfg.now
+	}
+	flows := cfg.Selfservice.Flows
+	identities := identity.New(store, registry, hasher, password.DefaultPolicy(), now)
+	identities.SendCodesWith(identity.Mail{Codes: codes, Courier: templates,
+		VerificationLifespan: time.Duration(flows.Verification.Lifespan), InvitationLifespan: time.Duration(flows.Invitation.Lifespan)})
+	sessions := session.New(store, identities, codes, templates, session.Config{
+		Lifespan:               time.Duration(cfg.Session.Lifespan),
+		PrivilegedFor:          time.Duration(flows.Settings.PrivilegedSessionMaxAge),
+		Throttle:               flows.Login.Throttle.session(),
+		RequireVerifiedAddress: flows.Login.RequireVerifiedAddress,
+		Codes: session.CodeConfig{
+			VerificationLifespan: time.Duration(flows.Verification.Lifespan),
+			RecoveryLifespan:     time.Duration(flows.Recovery.Lifespan),
+			Throttle:             cfg.Selfservice.Codes.Throttle.session(),
 		},
-	}, time.Now, rand.Reader)
+	}, now, rand.Reader)
 	resolver := &graph.Resolver{Schemas: registry, IdentityService: identities, Sessions: sessions, Outbox: courier.NewOutbox(store)}
 	l := cfg.GraphQL.Limits
 	gql := graph.NewHandler(resolver, graph.HandlerConfig{
@@ -380,6 +395,16 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	if cfg.Courier.Worker.Enabled {
 		a.runner.Add("courier", delivery.Run)
 	}
+	// Requests for codes are resolved here, off the request path: whether an
+	// address exists is never looked at while the requester waits.
+	a.runner.Add("code-requests", func(ctx context.Context) { sessions.RunCodeRequests(ctx, codeRequestPoll, log) })
+	a.runner.Every("code-prune", throttlePruneInterval, func(ctx context.Context) {
+		if n, err := sessions.PruneCodes(ctx); err != nil {
+			log.Warn("pruning one-time codes failed", "error", err)
+		} else if n > 0 {
+			log.Debug("pruned one-time codes", "deleted", n)
+		}
+	})
 	a.runner.Start(context.WithoutCancel(ctx))
 	if cfg.Serve.AdminAddress == "" {
 		a.handler = mux(graph.NewAuth(sessions.FromToken, authCfg))
@@ -398,6 +423,10 @@ func (a *app) Close() error {
 	a.runner.Stop()
 	return a.store.Close()
 }
+
+// codeRequestPoll is how often code requests recorded by other processes
+// are looked for; this process's own wake the loop at once.
+const codeRequestPoll = time.Second
 
 // throttlePruneInterval is how often expired throttle counters are deleted.
 const throttlePruneInterval = 10 * time.Minute

@@ -77,7 +77,7 @@ func rowsFor(w *IdentityWrite) *newIdentityRows {
 	}
 	for _, a := range w.VerifiableAddresses {
 		out.verifiable = append(out.verifiable, &verifiableAddressRow{ID: newID(), IdentityID: id, Via: a.Via, Value: a.Value,
-			Status: model.VerificationPending, CreatedAt: now, UpdatedAt: now})
+			Status: addressStatus(a), CreatedAt: now, UpdatedAt: now})
 	}
 	for _, a := range w.RecoveryAddresses {
 		out.recovery = append(out.recovery, &recoveryAddressRow{ID: newID(), IdentityID: id, Via: a.Via, Value: a.Value, CreatedAt: now, UpdatedAt: now})

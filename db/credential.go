@@ -115,23 +115,34 @@ func (db *DB) ReplacePasswordHash(ctx context.Context, identityID uuid.UUID, old
 func (db *DB) SetPassword(ctx context.Context, identityID uuid.UUID, hash string, now time.Time, keep *uuid.UUID) error {
 	now = now.UTC()
 	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		res, err := tx.NewUpdate().Model((*credentialRow)(nil)).
-			Set("config = ?", passwordConfig(hash)).Set("updated_at = ?", now).
-			Where("identity_id = ? AND type = ?", identityID, CredentialPassword).Exec(ctx)
-		if err != nil {
+		if err := setPasswordHash(ctx, tx, identityID, hash, now); err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			row := &credentialRow{ID: newID(), IdentityID: identityID, Type: CredentialPassword, Config: passwordConfig(hash), CreatedAt: now, UpdatedAt: now}
-			if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
-				return err
-			}
-		}
 		if keep != nil {
-			_, err = revokeSessions(ctx, tx, identityID, *keep, now)
+			_, err := revokeSessions(ctx, tx, identityID, *keep, now)
+			return err
 		}
-		return err
+		return nil
 	})
 	db.changed(identityID)
 	return wrap(err)
+}
+
+// setPasswordHash sets an identity's password hash inside the caller's
+// transaction, creating the password credential if it has none.
+func setPasswordHash(ctx context.Context, idb bun.IDB, identityID uuid.UUID, hash string, now time.Time) error {
+	now = now.UTC()
+	res, err := idb.NewUpdate().Model((*credentialRow)(nil)).
+		Set("config = ?", passwordConfig(hash)).Set("updated_at = ?", now).
+		Where("identity_id = ? AND type = ?", identityID, CredentialPassword).Exec(ctx)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		row := &credentialRow{ID: newID(), IdentityID: identityID, Type: CredentialPassword, Config: passwordConfig(hash), CreatedAt: now, UpdatedAt: now}
+		if _, err := idb.NewInsert().Model(row).Exec(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -41,6 +41,9 @@ type IdentityWrite struct {
 	// (a verification code for a new address): they go out only if the
 	// write happens.
 	Messages []*model.CourierMessage
+	// Codes are the one-time codes those messages carry, stored in the same
+	// transaction (as their hashes).
+	Codes []*Code
 }
 
 // Identifier is one normalised credential identifier and the input path it
@@ -48,7 +51,12 @@ type IdentityWrite struct {
 type Identifier struct{ Type, Value, Path string }
 
 // Address is one verifiable or recovery address and its input path.
-type Address struct{ Via, Value, Path string }
+type Address struct {
+	Via, Value, Path string
+	// CodeSent marks a verifiable address that a verification code goes to
+	// in the same write: its status becomes "sent" unless it is verified.
+	CodeSent bool
+}
 
 // PasswordSecret is a password hash in one of the formats internal/password
 // recognises. It only ever travels from the service into storage and back to
@@ -197,7 +205,7 @@ func (db *DB) CreateIdentity(ctx context.Context, w *IdentityWrite) (*model.Iden
 		if rows, err = insertBulk(ctx, tx, []*IdentityWrite{w}); err != nil {
 			return err
 		}
-		return insertMessages(ctx, tx, w.Messages)
+		return insertOutbox(ctx, tx, []*IdentityWrite{w})
 	})
 	if err != nil {
 		return nil, db.explainWriteError(ctx, err, w)
@@ -252,7 +260,7 @@ func (db *DB) UpdateIdentity(ctx context.Context, id uuid.UUID, change func(cur 
 		if stored, err = updateRelations(ctx, tx, w, stored); err != nil {
 			return err
 		}
-		if err := insertMessages(ctx, tx, w.Messages); err != nil {
+		if err := insertOutbox(ctx, tx, []*IdentityWrite{w}); err != nil {
 			return err
 		}
 		// Only the columns written change; created_at stays as read.
@@ -467,9 +475,26 @@ func updateRelations(ctx context.Context, idb bun.IDB, w *IdentityWrite, cur *st
 		func(r *verifiableAddressRow) (uuid.UUID, string, string) { return r.ID, r.Via, r.Value },
 		func(a Address) *verifiableAddressRow {
 			return &verifiableAddressRow{ID: newID(), IdentityID: id, Via: a.Via, Value: a.Value,
-				Status: model.VerificationPending, CreatedAt: now, UpdatedAt: now}
+				Status: addressStatus(a), CreatedAt: now, UpdatedAt: now}
 		}); err != nil {
 		return nil, err
+	}
+	// Addresses that stay and get a code now (an admin's sendVerification)
+	// are marked sent, unless verified already.
+	var sent []uuid.UUID
+	for _, r := range out.verifiable {
+		if r.Status == model.VerificationPending && slices.ContainsFunc(w.VerifiableAddresses, func(a Address) bool {
+			return a.CodeSent && a.Via == r.Via && a.Value == r.Value
+		}) {
+			r.Status, r.UpdatedAt = model.VerificationSent, now
+			sent = append(sent, r.ID)
+		}
+	}
+	if len(sent) > 0 {
+		if _, err := idb.NewUpdate().Model((*verifiableAddressRow)(nil)).Set("status = ?", model.VerificationSent).
+			Set("updated_at = ?", now).Where("id IN (?)", bun.In(sent)).Exec(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if out.recovery, err = syncAddresses(ctx, idb, cur.recovery, w.RecoveryAddresses,
 		func(r *recoveryAddressRow) (uuid.UUID, string, string) { return r.ID, r.Via, r.Value },
@@ -615,6 +640,9 @@ func (db *DB) CreateIdentities(ctx context.Context, ws []*IdentityWrite) ([]Crea
 		}
 		rows, err := insertBulk(ctx, tx, ws)
 		if err == nil {
+			err = insertOutbox(ctx, tx, ws)
+		}
+		if err == nil {
 			for i, r := range rows {
 				out[i].Identity = r.model()
 			}
@@ -633,6 +661,9 @@ func (db *DB) CreateIdentities(ctx context.Context, ws []*IdentityWrite) ([]Crea
 			}
 			rows, err := insertBulk(ctx, tx, []*IdentityWrite{w})
 			if err == nil {
+				if err := insertOutbox(ctx, tx, []*IdentityWrite{w}); err != nil {
+					return err
+				}
 				if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT import_item"); err != nil {
 					return err
 				}
@@ -664,4 +695,28 @@ func (db *DB) CreateIdentities(ctx context.Context, ws []*IdentityWrite) ([]Crea
 		return nil, wrap(err)
 	}
 	return out, nil
+}
+
+// insertOutbox stores the codes and messages of ws inside the caller's
+// transaction, after the identities they belong to.
+func insertOutbox(ctx context.Context, idb bun.IDB, ws []*IdentityWrite) error {
+	var codes []*Code
+	var msgs []*model.CourierMessage
+	for _, w := range ws {
+		codes = append(codes, w.Codes...)
+		msgs = append(msgs, w.Messages...)
+	}
+	if err := insertCodes(ctx, idb, codes); err != nil {
+		return err
+	}
+	return insertMessages(ctx, idb, msgs)
+}
+
+// addressStatus is a new verifiable address's status: sent when a code goes
+// to it in the same write, pending otherwise.
+func addressStatus(a Address) string {
+	if a.CodeSent {
+		return model.VerificationSent
+	}
+	return model.VerificationPending
 }

@@ -52,6 +52,12 @@ func (r *sessionRow) model() *model.Session {
 
 // CreateSession stores a new session.
 func (db *DB) CreateSession(ctx context.Context, s *NewSession) error {
+	return wrap(insertSession(ctx, db.bun, s))
+}
+
+// insertSession stores a new session inside the caller's transaction (a
+// recovery signs in in the same transaction as it uses its code up).
+func insertSession(ctx context.Context, idb bun.IDB, s *NewSession) error {
 	methods, _ := json.Marshal(s.Methods)
 	now := s.Session.IssuedAt.UTC()
 	row := &sessionRow{
@@ -59,8 +65,8 @@ func (db *DB) CreateSession(ctx context.Context, s *NewSession) error {
 		IssuedAt: now, ExpiresAt: s.Session.ExpiresAt.UTC(), AuthenticatedAt: s.Session.AuthenticatedAt.UTC(),
 		AuthenticationMethods: methods, IPAddress: s.IPAddress, UserAgent: s.UserAgent, CreatedAt: now, UpdatedAt: now,
 	}
-	_, err := db.bun.NewInsert().Model(row).Exec(ctx)
-	return wrap(err)
+	_, err := idb.NewInsert().Model(row).Exec(ctx)
+	return err
 }
 
 // ActiveSession finds the session whose token hashes to tokenHash, if it is

@@ -55,6 +55,24 @@ func (r *mutationResolver) ImportIdentities(ctx context.Context, input []*model.
 	return out, nil
 }
 
+func (r *mutationResolver) CreateRecoveryCode(ctx context.Context, identityID uuid.UUID, expiresIn *string) (*model.RecoveryCodePayload, error) {
+	code, expiresAt, err := r.Sessions.CreateRecoveryCode(ctx, identityID, expiresIn)
+	errs, err := payloadErrors(err)
+	if err != nil {
+		return nil, err
+	}
+	out := &model.RecoveryCodePayload{UserErrors: errs}
+	if len(errs) == 0 {
+		out.Code, out.ExpiresAt = &code, &expiresAt
+	}
+	return out, nil
+}
+
+func (r *mutationResolver) InviteIdentity(ctx context.Context, input model.CreateIdentityInput) (*model.IdentityPayload, error) {
+	ident, err := r.IdentityService.Invite(ctx, &input)
+	return identityPayload(ident, err)
+}
+
 func (r *queryResolver) Identity(ctx context.Context, id uuid.UUID) (*model.Identity, error) {
 	ident, err := r.IdentityService.GetWith(ctx, id, selectedRelations(ctx))
 	if model.ErrorCodeOf(err) == model.CodeNotFound {

@@ -74,3 +74,14 @@ func authPayload(x *httpExchange, issued *session.Issued, err error, cookie *boo
 	}
 	return out, nil
 }
+
+// requestCodePayload answers requestVerificationCode and
+// requestRecoveryCode: nothing but problems with the input, whatever the
+// address.
+func requestCodePayload(err error) (*model.RequestCodePayload, error) {
+	errs, err := payloadErrors(err)
+	if err != nil {
+		return nil, err
+	}
+	return &model.RequestCodePayload{UserErrors: errs}, nil
+}

@@ -141,21 +141,27 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		ChangeMyPassword       func(childComplexity int, input model.ChangePasswordInput) int
-		CreateIdentity         func(childComplexity int, input model.CreateIdentityInput) int
-		DeleteIdentity         func(childComplexity int, id uuid.UUID) int
-		ExtendSession          func(childComplexity int, id uuid.UUID) int
-		ImportIdentities       func(childComplexity int, input []*model.CreateIdentityInput) int
-		Login                  func(childComplexity int, input model.LoginInput) int
-		Logout                 func(childComplexity int) int
-		PatchIdentity          func(childComplexity int, id uuid.UUID, patch []*model.JSONPatchOperation) int
-		Register               func(childComplexity int, input model.RegisterInput) int
-		RevokeIdentitySessions func(childComplexity int, identityID uuid.UUID) int
-		RevokeMyOtherSessions  func(childComplexity int) int
-		RevokeMySession        func(childComplexity int, id uuid.UUID) int
-		RevokeSession          func(childComplexity int, id uuid.UUID) int
-		UpdateIdentity         func(childComplexity int, id uuid.UUID, input model.UpdateIdentityInput) int
-		UpdateMyTraits         func(childComplexity int, traits model.JSON) int
+		ChangeMyPassword        func(childComplexity int, input model.ChangePasswordInput) int
+		CreateIdentity          func(childComplexity int, input model.CreateIdentityInput) int
+		CreateRecoveryCode      func(childComplexity int, identityID uuid.UUID, expiresIn *string) int
+		DeleteIdentity          func(childComplexity int, id uuid.UUID) int
+		ExtendSession           func(childComplexity int, id uuid.UUID) int
+		ImportIdentities        func(childComplexity int, input []*model.CreateIdentityInput) int
+		InviteIdentity          func(childComplexity int, input model.CreateIdentityInput) int
+		Login                   func(childComplexity int, input model.LoginInput) int
+		Logout                  func(childComplexity int) int
+		PatchIdentity           func(childComplexity int, id uuid.UUID, patch []*model.JSONPatchOperation) int
+		RecoverAccount          func(childComplexity int, input model.RecoverAccountInput) int
+		Register                func(childComplexity int, input model.RegisterInput) int
+		RequestRecoveryCode     func(childComplexity int, input model.RequestCodeInput) int
+		RequestVerificationCode func(childComplexity int, input model.RequestCodeInput) int
+		RevokeIdentitySessions  func(childComplexity int, identityID uuid.UUID) int
+		RevokeMyOtherSessions   func(childComplexity int) int
+		RevokeMySession         func(childComplexity int, id uuid.UUID) int
+		RevokeSession           func(childComplexity int, id uuid.UUID) int
+		UpdateIdentity          func(childComplexity int, id uuid.UUID, input model.UpdateIdentityInput) int
+		UpdateMyTraits          func(childComplexity int, traits model.JSON) int
+		VerifyAddress           func(childComplexity int, input model.VerifyAddressInput) int
 	}
 
 	PageInfo struct {
@@ -183,6 +189,16 @@ type ComplexityRoot struct {
 		ID    func(childComplexity int) int
 		Value func(childComplexity int) int
 		Via   func(childComplexity int) int
+	}
+
+	RecoveryCodePayload struct {
+		Code       func(childComplexity int) int
+		ExpiresAt  func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	RequestCodePayload struct {
+		UserErrors func(childComplexity int) int
 	}
 
 	RevokeSessionsPayload struct {
@@ -233,6 +249,11 @@ type ComplexityRoot struct {
 		VerifiedAt func(childComplexity int) int
 		Via        func(childComplexity int) int
 	}
+
+	VerifyAddressPayload struct {
+		Address    func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
 }
 
 // endregion ***************************** api!.gotpl *****************************
@@ -260,6 +281,8 @@ type MutationResolver interface {
 	PatchIdentity(ctx context.Context, id uuid.UUID, patch []*model.JSONPatchOperation) (*model.IdentityPayload, error)
 	DeleteIdentity(ctx context.Context, id uuid.UUID) (*model.DeleteIdentityPayload, error)
 	ImportIdentities(ctx context.Context, input []*model.CreateIdentityInput) (*model.ImportIdentitiesPayload, error)
+	CreateRecoveryCode(ctx context.Context, identityID uuid.UUID, expiresIn *string) (*model.RecoveryCodePayload, error)
+	InviteIdentity(ctx context.Context, input model.CreateIdentityInput) (*model.IdentityPayload, error)
 	Register(ctx context.Context, input model.RegisterInput) (*model.AuthPayload, error)
 	Login(ctx context.Context, input model.LoginInput) (*model.AuthPayload, error)
 	Logout(ctx context.Context) (*model.LogoutPayload, error)
@@ -270,6 +293,10 @@ type MutationResolver interface {
 	RevokeSession(ctx context.Context, id uuid.UUID) (*model.LogoutPayload, error)
 	RevokeIdentitySessions(ctx context.Context, identityID uuid.UUID) (*model.RevokeSessionsPayload, error)
 	ExtendSession(ctx context.Context, id uuid.UUID) (*model.SessionPayload, error)
+	RequestVerificationCode(ctx context.Context, input model.RequestCodeInput) (*model.RequestCodePayload, error)
+	VerifyAddress(ctx context.Context, input model.VerifyAddressInput) (*model.VerifyAddressPayload, error)
+	RequestRecoveryCode(ctx context.Context, input model.RequestCodeInput) (*model.RequestCodePayload, error)
+	RecoverAccount(ctx context.Context, input model.RecoverAccountInput) (*model.AuthPayload, error)
 }
 type QueryResolver interface {
 	Whoami(ctx context.Context) (*model.Session, error)
@@ -672,6 +699,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateIdentity(childComplexity, args["input"].(model.CreateIdentityInput)), true
+	case "Mutation.createRecoveryCode":
+		if e.ComplexityRoot.Mutation.CreateRecoveryCode == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createRecoveryCode_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateRecoveryCode(childComplexity, args["identityId"].(uuid.UUID), args["expiresIn"].(*string)), true
 	case "Mutation.deleteIdentity":
 		if e.ComplexityRoot.Mutation.DeleteIdentity == nil {
 			break
@@ -705,6 +743,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ImportIdentities(childComplexity, args["input"].([]*model.CreateIdentityInput)), true
+	case "Mutation.inviteIdentity":
+		if e.ComplexityRoot.Mutation.InviteIdentity == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_inviteIdentity_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.InviteIdentity(childComplexity, args["input"].(model.CreateIdentityInput)), true
 	case "Mutation.login":
 		if e.ComplexityRoot.Mutation.Login == nil {
 			break
@@ -733,6 +782,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PatchIdentity(childComplexity, args["id"].(uuid.UUID), args["patch"].([]*model.JSONPatchOperation)), true
+	case "Mutation.recoverAccount":
+		if e.ComplexityRoot.Mutation.RecoverAccount == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_recoverAccount_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RecoverAccount(childComplexity, args["input"].(model.RecoverAccountInput)), true
 	case "Mutation.register":
 		if e.ComplexityRoot.Mutation.Register == nil {
 			break
@@ -744,6 +804,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Register(childComplexity, args["input"].(model.RegisterInput)), true
+	case "Mutation.requestRecoveryCode":
+		if e.ComplexityRoot.Mutation.RequestRecoveryCode == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_requestRecoveryCode_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RequestRecoveryCode(childComplexity, args["input"].(model.RequestCodeInput)), true
+	case "Mutation.requestVerificationCode":
+		if e.ComplexityRoot.Mutation.RequestVerificationCode == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_requestVerificationCode_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RequestVerificationCode(childComplexity, args["input"].(model.RequestCodeInput)), true
 	case "Mutation.revokeIdentitySessions":
 		if e.ComplexityRoot.Mutation.RevokeIdentitySessions == nil {
 			break
@@ -805,6 +887,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateMyTraits(childComplexity, args["traits"].(model.JSON)), true
+	case "Mutation.verifyAddress":
+		if e.ComplexityRoot.Mutation.VerifyAddress == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_verifyAddress_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.VerifyAddress(childComplexity, args["input"].(model.VerifyAddressInput)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -957,6 +1050,32 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RecoveryAddress.Via(childComplexity), true
+
+	case "RecoveryCodePayload.code":
+		if e.ComplexityRoot.RecoveryCodePayload.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecoveryCodePayload.Code(childComplexity), true
+	case "RecoveryCodePayload.expiresAt":
+		if e.ComplexityRoot.RecoveryCodePayload.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecoveryCodePayload.ExpiresAt(childComplexity), true
+	case "RecoveryCodePayload.userErrors":
+		if e.ComplexityRoot.RecoveryCodePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecoveryCodePayload.UserErrors(childComplexity), true
+
+	case "RequestCodePayload.userErrors":
+		if e.ComplexityRoot.RequestCodePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequestCodePayload.UserErrors(childComplexity), true
 
 	case "RevokeSessionsPayload.revoked":
 		if e.ComplexityRoot.RevokeSessionsPayload.Revoked == nil {
@@ -1133,6 +1252,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.VerifiableAddress.Via(childComplexity), true
 
+	case "VerifyAddressPayload.address":
+		if e.ComplexityRoot.VerifyAddressPayload.Address == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VerifyAddressPayload.Address(childComplexity), true
+	case "VerifyAddressPayload.userErrors":
+		if e.ComplexityRoot.VerifyAddressPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VerifyAddressPayload.UserErrors(childComplexity), true
+
 	}
 	return 0, false
 }
@@ -1151,9 +1283,12 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputOIDCCredentialInput,
 		ec.unmarshalInputOIDCProviderInput,
 		ec.unmarshalInputPasswordCredentialInput,
+		ec.unmarshalInputRecoverAccountInput,
 		ec.unmarshalInputRegisterInput,
+		ec.unmarshalInputRequestCodeInput,
 		ec.unmarshalInputSessionFilter,
 		ec.unmarshalInputUpdateIdentityInput,
+		ec.unmarshalInputVerifyAddressInput,
 	)
 	first := true
 
@@ -1473,6 +1608,26 @@ func (ec *executionContext) childFields_RecoveryAddress(ctx context.Context, fie
 	return nil, fmt.Errorf("no field named %q was found under type RecoveryAddress", field.Name)
 }
 
+func (ec *executionContext) childFields_RecoveryCodePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "code":
+		return ec.fieldContext_RecoveryCodePayload_code(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_RecoveryCodePayload_expiresAt(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_RecoveryCodePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RecoveryCodePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RequestCodePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "userErrors":
+		return ec.fieldContext_RequestCodePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RequestCodePayload", field.Name)
+}
+
 func (ec *executionContext) childFields_RevokeSessionsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "revoked":
@@ -1569,6 +1724,16 @@ func (ec *executionContext) childFields_VerifiableAddress(ctx context.Context, f
 		return ec.fieldContext_VerifiableAddress_verifiedAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type VerifiableAddress", field.Name)
+}
+
+func (ec *executionContext) childFields_VerifyAddressPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "address":
+		return ec.fieldContext_VerifyAddressPayload_address(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_VerifyAddressPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type VerifyAddressPayload", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1729,6 +1894,28 @@ func (ec *executionContext) field_Mutation_createIdentity_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_createRecoveryCode_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "identityId",
+		func(ctx context.Context, v any) (uuid.UUID, error) {
+			return ec.unmarshalNUUID2githubᚗcomᚋgoogleᚋuuidᚐUUID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["identityId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "expiresIn",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["expiresIn"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_deleteIdentity_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1763,6 +1950,20 @@ func (ec *executionContext) field_Mutation_importIdentities_args(ctx context.Con
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) ([]*model.CreateIdentityInput, error) {
 			return ec.unmarshalNCreateIdentityInput2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐCreateIdentityInputᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_inviteIdentity_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CreateIdentityInput, error) {
+			return ec.unmarshalNCreateIdentityInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐCreateIdentityInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1807,12 +2008,54 @@ func (ec *executionContext) field_Mutation_patchIdentity_args(ctx context.Contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_recoverAccount_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RecoverAccountInput, error) {
+			return ec.unmarshalNRecoverAccountInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRecoverAccountInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_register_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.RegisterInput, error) {
 			return ec.unmarshalNRegisterInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRegisterInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_requestRecoveryCode_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RequestCodeInput, error) {
+			return ec.unmarshalNRequestCodeInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRequestCodeInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_requestVerificationCode_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RequestCodeInput, error) {
+			return ec.unmarshalNRequestCodeInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRequestCodeInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1896,6 +2139,20 @@ func (ec *executionContext) field_Mutation_updateMyTraits_args(ctx context.Conte
 		return nil, err
 	}
 	args["traits"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_verifyAddress_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.VerifyAddressInput, error) {
+			return ec.unmarshalNVerifyAddressInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐVerifyAddressInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -3914,6 +4171,130 @@ func (ec *executionContext) fieldContext_Mutation_importIdentities(ctx context.C
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_createRecoveryCode(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createRecoveryCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateRecoveryCode(ctx, fc.Args["identityId"].(uuid.UUID), fc.Args["expiresIn"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.RecoveryCodePayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.RecoveryCodePayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RecoveryCodePayload) graphql.Marshaler {
+			return ec.marshalNRecoveryCodePayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRecoveryCodePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createRecoveryCode(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RecoveryCodePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createRecoveryCode_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_inviteIdentity(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_inviteIdentity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().InviteIdentity(ctx, fc.Args["input"].(model.CreateIdentityInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.IdentityPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.IdentityPayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.IdentityPayload) graphql.Marshaler {
+			return ec.marshalNIdentityPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐIdentityPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_inviteIdentity(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_IdentityPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_inviteIdentity_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_register(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4504,6 +4885,254 @@ func (ec *executionContext) fieldContext_Mutation_extendSession(ctx context.Cont
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_extendSession_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_requestVerificationCode(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_requestVerificationCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RequestVerificationCode(ctx, fc.Args["input"].(model.RequestCodeInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "PUBLIC")
+				if err != nil {
+					var zeroVal *model.RequestCodePayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.RequestCodePayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RequestCodePayload) graphql.Marshaler {
+			return ec.marshalNRequestCodePayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRequestCodePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_requestVerificationCode(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RequestCodePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_requestVerificationCode_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_verifyAddress(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_verifyAddress(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().VerifyAddress(ctx, fc.Args["input"].(model.VerifyAddressInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "PUBLIC")
+				if err != nil {
+					var zeroVal *model.VerifyAddressPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.VerifyAddressPayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.VerifyAddressPayload) graphql.Marshaler {
+			return ec.marshalNVerifyAddressPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐVerifyAddressPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_verifyAddress(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_VerifyAddressPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_verifyAddress_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_requestRecoveryCode(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_requestRecoveryCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RequestRecoveryCode(ctx, fc.Args["input"].(model.RequestCodeInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "PUBLIC")
+				if err != nil {
+					var zeroVal *model.RequestCodePayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.RequestCodePayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RequestCodePayload) graphql.Marshaler {
+			return ec.marshalNRequestCodePayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRequestCodePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_requestRecoveryCode(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RequestCodePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_requestRecoveryCode_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_recoverAccount(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_recoverAccount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RecoverAccount(ctx, fc.Args["input"].(model.RecoverAccountInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "PUBLIC")
+				if err != nil {
+					var zeroVal *model.AuthPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.AuthPayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuthPayload) graphql.Marshaler {
+			return ec.marshalNAuthPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAuthPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_recoverAccount(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuthPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_recoverAccount_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -5393,6 +6022,116 @@ func (ec *executionContext) fieldContext_RecoveryAddress_via(_ context.Context, 
 	return graphql.NewScalarFieldContext("RecoveryAddress", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
+func (ec *executionContext) _RecoveryCodePayload_code(ctx context.Context, field graphql.CollectedField, obj *model.RecoveryCodePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecoveryCodePayload_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RecoveryCodePayload_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecoveryCodePayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RecoveryCodePayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.RecoveryCodePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecoveryCodePayload_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RecoveryCodePayload_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecoveryCodePayload", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _RecoveryCodePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.RecoveryCodePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecoveryCodePayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RecoveryCodePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RecoveryCodePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RequestCodePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.RequestCodePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequestCodePayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequestCodePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RequestCodePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _RevokeSessionsPayload_revoked(ctx context.Context, field graphql.CollectedField, obj *model.RevokeSessionsPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6098,6 +6837,70 @@ func (ec *executionContext) _VerifiableAddress_verifiedAt(ctx context.Context, f
 }
 func (ec *executionContext) fieldContext_VerifiableAddress_verifiedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("VerifiableAddress", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _VerifyAddressPayload_address(ctx context.Context, field graphql.CollectedField, obj *model.VerifyAddressPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VerifyAddressPayload_address(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Address, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.VerifiableAddress) graphql.Marshaler {
+			return ec.marshalOVerifiableAddress2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐVerifiableAddress(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_VerifyAddressPayload_address(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VerifyAddressPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_VerifiableAddress(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VerifyAddressPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.VerifyAddressPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VerifyAddressPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_VerifyAddressPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VerifyAddressPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -7255,7 +8058,11 @@ func (ec *executionContext) unmarshalInputCreateIdentityInput(ctx context.Contex
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"schemaId", "traits", "state", "metadataPublic", "metadataAdmin", "credentials"}
+	if _, present := asMap["sendVerification"]; !present {
+		asMap["sendVerification"] = false
+	}
+
+	fieldsInOrder := [...]string{"schemaId", "traits", "state", "metadataPublic", "metadataAdmin", "credentials", "sendVerification"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -7304,6 +8111,13 @@ func (ec *executionContext) unmarshalInputCreateIdentityInput(ctx context.Contex
 				return it, err
 			}
 			it.Credentials = data
+		case "sendVerification":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sendVerification"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SendVerification = data
 		}
 	}
 	return it, nil
@@ -7596,6 +8410,57 @@ func (ec *executionContext) unmarshalInputPasswordCredentialInput(ctx context.Co
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputRecoverAccountInput(ctx context.Context, obj any) (model.RecoverAccountInput, error) {
+	var it model.RecoverAccountInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"address", "code", "newPassword", "cookie"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "address":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("address"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Address = data
+		case "code":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("code"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Code = data
+		case "newPassword":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("newPassword"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NewPassword = data
+		case "cookie":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cookie"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Cookie = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputRegisterInput(ctx context.Context, obj any) (model.RegisterInput, error) {
 	var it model.RegisterInput
 	if obj == nil {
@@ -7642,6 +8507,36 @@ func (ec *executionContext) unmarshalInputRegisterInput(ctx context.Context, obj
 				return it, err
 			}
 			it.Cookie = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputRequestCodeInput(ctx context.Context, obj any) (model.RequestCodeInput, error) {
+	var it model.RequestCodeInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"address"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "address":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("address"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Address = data
 		}
 	}
 	return it, nil
@@ -7698,8 +8593,11 @@ func (ec *executionContext) unmarshalInputUpdateIdentityInput(ctx context.Contex
 	if _, present := asMap["revokeSessions"]; !present {
 		asMap["revokeSessions"] = true
 	}
+	if _, present := asMap["sendVerification"]; !present {
+		asMap["sendVerification"] = false
+	}
 
-	fieldsInOrder := [...]string{"schemaId", "traits", "state", "metadataPublic", "metadataAdmin", "credentials", "revokeSessions"}
+	fieldsInOrder := [...]string{"schemaId", "traits", "state", "metadataPublic", "metadataAdmin", "credentials", "revokeSessions", "sendVerification"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -7755,6 +8653,50 @@ func (ec *executionContext) unmarshalInputUpdateIdentityInput(ctx context.Contex
 				return it, err
 			}
 			it.RevokeSessions = data
+		case "sendVerification":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sendVerification"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SendVerification = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputVerifyAddressInput(ctx context.Context, obj any) (model.VerifyAddressInput, error) {
+	var it model.VerifyAddressInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"address", "code"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "address":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("address"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Address = data
+		case "code":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("code"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Code = data
 		}
 	}
 	return it, nil
@@ -8824,6 +9766,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "createRecoveryCode":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createRecoveryCode(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "inviteIdentity":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_inviteIdentity(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "register":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_register(ctx, field)
@@ -8890,6 +9846,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "extendSession":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_extendSession(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestVerificationCode":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_requestVerificationCode(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "verifyAddress":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_verifyAddress(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestRecoveryCode":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_requestRecoveryCode(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "recoverAccount":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_recoverAccount(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -9313,6 +10297,92 @@ func (ec *executionContext) _RecoveryAddress(ctx context.Context, sel ast.Select
 	return out
 }
 
+var recoveryCodePayloadImplementors = []string{"RecoveryCodePayload"}
+
+func (ec *executionContext) _RecoveryCodePayload(ctx context.Context, sel ast.SelectionSet, obj *model.RecoveryCodePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, recoveryCodePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RecoveryCodePayload")
+		case "code":
+			out.Values[i] = ec._RecoveryCodePayload_code(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._RecoveryCodePayload_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._RecoveryCodePayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var requestCodePayloadImplementors = []string{"RequestCodePayload"}
+
+func (ec *executionContext) _RequestCodePayload(ctx context.Context, sel ast.SelectionSet, obj *model.RequestCodePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, requestCodePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RequestCodePayload")
+		case "userErrors":
+			out.Values[i] = ec._RequestCodePayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var revokeSessionsPayloadImplementors = []string{"RevokeSessionsPayload"}
 
 func (ec *executionContext) _RevokeSessionsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RevokeSessionsPayload) graphql.Marshaler {
@@ -9694,6 +10764,49 @@ func (ec *executionContext) _VerifiableAddress(ctx context.Context, sel ast.Sele
 		case "verifiedAt":
 			out.Values[i] = ec._VerifiableAddress_verifiedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var verifyAddressPayloadImplementors = []string{"VerifyAddressPayload"}
+
+func (ec *executionContext) _VerifyAddressPayload(ctx context.Context, sel ast.SelectionSet, obj *model.VerifyAddressPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, verifyAddressPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("VerifyAddressPayload")
+		case "address":
+			out.Values[i] = ec._VerifyAddressPayload_address(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._VerifyAddressPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:
@@ -10493,6 +11606,11 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋidentitydᚋident
 	return ec._PageInfo(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNRecoverAccountInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRecoverAccountInput(ctx context.Context, v any) (model.RecoverAccountInput, error) {
+	res, err := ec.unmarshalInputRecoverAccountInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNRecoveryAddress2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRecoveryAddressᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.RecoveryAddress) graphql.Marshaler {
 	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -10519,9 +11637,34 @@ func (ec *executionContext) marshalNRecoveryAddress2ᚖgithubᚗcomᚋidentityd�
 	return ec._RecoveryAddress(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNRecoveryCodePayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRecoveryCodePayload(ctx context.Context, sel ast.SelectionSet, v *model.RecoveryCodePayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._RecoveryCodePayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNRegisterInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRegisterInput(ctx context.Context, v any) (model.RegisterInput, error) {
 	res, err := ec.unmarshalInputRegisterInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNRequestCodeInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRequestCodeInput(ctx context.Context, v any) (model.RequestCodeInput, error) {
+	res, err := ec.unmarshalInputRequestCodeInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRequestCodePayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRequestCodePayload(ctx context.Context, sel ast.SelectionSet, v *model.RequestCodePayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._RequestCodePayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNRevokeSessionsPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRevokeSessionsPayload(ctx context.Context, sel ast.SelectionSet, v *model.RevokeSessionsPayload) graphql.Marshaler {
@@ -10738,6 +11881,21 @@ func (ec *executionContext) marshalNVerifiableAddress2ᚖgithubᚗcomᚋidentity
 		return graphql.Null
 	}
 	return ec._VerifiableAddress(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNVerifyAddressInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐVerifyAddressInput(ctx context.Context, v any) (model.VerifyAddressInput, error) {
+	res, err := ec.unmarshalInputVerifyAddressInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNVerifyAddressPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐVerifyAddressPayload(ctx context.Context, sel ast.SelectionSet, v *model.VerifyAddressPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._VerifyAddressPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {
@@ -11170,6 +12328,13 @@ func (ec *executionContext) marshalOUUID2ᚖgithubᚗcomᚋgoogleᚋuuidᚐUUID(
 	_ = ctx
 	res := MarshalUUID(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOVerifiableAddress2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐVerifiableAddress(ctx context.Context, sel ast.SelectionSet, v *model.VerifiableAddress) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._VerifiableAddress(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.EnumValue) graphql.Marshaler {

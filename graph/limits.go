@@ -343,7 +343,7 @@ func (w *docWalker) document(doc *ast.QueryDocument) *gqlerror.Error {
 			return limitError(codeTooComplex, "the operation has %s root fields with fragments expanded, more than graphql.limits.max_root_fields (%d)", num(s.top), w.limits.MaxRootFields)
 		}
 		if op.Operation == ast.Mutation && s.creds > 1 {
-			return limitError(string(model.CodeBadUserInput), "one request may check credentials at most once (login, register, changeMyPassword); this one does %d times", s.creds)
+			return limitError(string(model.CodeBadUserInput), "one request may check credentials at most once (login, register, changeMyPassword, verifyAddress, recoverAccount); this one does %d times", s.creds)
 		}
 	}
 	// gqlparser validates fragments no operation uses as well.
@@ -639,9 +639,10 @@ func literalError(v *ast.Value) *gqlerror.Error {
 	return e
 }
 
-// credentialChecks are the mutation fields that verify or set a password:
-// aliases cannot multiply them within one request.
-var credentialChecks = map[string]bool{"login": true, "register": true, "changeMyPassword": true}
+// credentialChecks are the mutation fields that verify or set a password,
+// or check a one-time code: aliases cannot multiply them within one
+// request.
+var credentialChecks = map[string]bool{"login": true, "register": true, "changeMyPassword": true, "verifyAddress": true, "recoverAccount": true}
 
 // limitCodes are registered with gqlgen as protocol errors (see the codes).
 var limitCodes = []string{codeTooLarge, codeTooComplex, codeTooDeep, codeCancelled, complexityLimitCode}

@@ -106,6 +106,32 @@ func (r *mutationResolver) ExtendSession(ctx context.Context, id uuid.UUID) (*mo
 	return &model.SessionPayload{Session: sess, UserErrors: errs}, nil
 }
 
+func (r *mutationResolver) RequestVerificationCode(ctx context.Context, input model.RequestCodeInput) (*model.RequestCodePayload, error) {
+	return requestCodePayload(r.Sessions.RequestVerificationCode(ctx, input.Address, exchangeFrom(ctx).client()))
+}
+
+func (r *mutationResolver) VerifyAddress(ctx context.Context, input model.VerifyAddressInput) (*model.VerifyAddressPayload, error) {
+	a, err := r.Sessions.VerifyAddress(ctx, input.Address, input.Code, exchangeFrom(ctx).client())
+	errs, err := payloadErrors(err)
+	if err != nil {
+		return nil, err
+	}
+	if len(errs) > 0 {
+		a = nil
+	}
+	return &model.VerifyAddressPayload{Address: a, UserErrors: errs}, nil
+}
+
+func (r *mutationResolver) RequestRecoveryCode(ctx context.Context, input model.RequestCodeInput) (*model.RequestCodePayload, error) {
+	return requestCodePayload(r.Sessions.RequestRecoveryCode(ctx, input.Address, exchangeFrom(ctx).client()))
+}
+
+func (r *mutationResolver) RecoverAccount(ctx context.Context, input model.RecoverAccountInput) (*model.AuthPayload, error) {
+	x := exchangeFrom(ctx)
+	issued, err := r.Sessions.Recover(ctx, &input, x.client())
+	return authPayload(x, issued, err, input.Cookie)
+}
+
 func (r *queryResolver) MySessions(ctx context.Context) ([]*model.Session, error) {
 	sess, err := model.CallerFromContext(ctx).Session()
 	if err != nil {

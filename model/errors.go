@@ -25,6 +25,14 @@ const (
 	// sign-in (a login identifier, an address), so that a stolen old session
 	// cannot take the account over.
 	CodeReauthenticationRequired ErrorCode = "REAUTHENTICATION_REQUIRED"
+	// CodeInvalidCode answers a one-time code that is wrong, used, expired
+	// or dead from too many wrong tries: one code for all, so that a guess
+	// never learns which.
+	CodeInvalidCode ErrorCode = "INVALID_CODE"
+	// CodeAddressNotVerified refuses a login when
+	// selfservice.flows.login.require_verified_address is on and the
+	// identity has no verified address.
+	CodeAddressNotVerified ErrorCode = "ADDRESS_NOT_VERIFIED"
 )
 
 // Codes that clients see as top-level GraphQL errors (extensions.code).

@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 )
 
-// The answer of `register` and `login`.
+// The answer of `register`, `login` and `recoverAccount`.
 type AuthPayload struct {
 	// The new session, with its identity; null when `userErrors` is not empty.
 	Session *Session `json:"session,omitempty"`
@@ -80,6 +81,10 @@ type CreateIdentityInput struct {
 	MetadataAdmin JSON `json:"metadataAdmin,omitempty"`
 	// Credentials to give it; none when absent (it cannot sign in until it gets one, but its login identifiers are reserved).
 	Credentials *CredentialsInput `json:"credentials,omitempty"`
+	// Queue a verification code to each of its verifiable addresses, in the same
+	// transaction as the write. False when absent: admin writes (and imports,
+	// item by item) mail nobody unless asked.
+	SendVerification *bool `json:"sendVerification,omitempty"`
 }
 
 // Credentials to set on an identity; each one given replaces that credential, the ones absent stay.
@@ -242,6 +247,28 @@ type PasswordCredentialInput struct {
 type Query struct {
 }
 
+// A recovery, with a code.
+type RecoverAccountInput struct {
+	// The address a recovery code was mailed to; not needed for an admin-issued recovery code or an invitation code.
+	Address *string `json:"address,omitempty"`
+	// The code as received; case, spaces and dashes do not matter.
+	Code string `json:"code"`
+	// Also set this password (the rules of `RegisterInput.password`, path `/newPassword`) and end every other session.
+	NewPassword *string `json:"newPassword,omitempty"`
+	// Also set the session cookie (for browsers); when absent, a browser page from an allowed origin gets one too. With a cookie, `sessionToken` is null.
+	Cookie *bool `json:"cookie,omitempty"`
+}
+
+// The answer of `createRecoveryCode`.
+type RecoveryCodePayload struct {
+	// The code, shown once: hand it to the identity's owner. Null when `userErrors` is not empty.
+	Code *string `json:"code,omitempty"`
+	// When the code stops working; null when `userErrors` is not empty.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	// Why no code was made; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
+}
+
 // A sign-up.
 type RegisterInput struct {
 	// The identity schema; the default schema (`identity.default_schema_id`) when absent.
@@ -259,6 +286,18 @@ type RegisterInput struct {
 	Password string `json:"password"`
 	// Also set the session cookie (for browsers); when absent, a browser page from an allowed origin gets one too. With a cookie, `sessionToken` is null.
 	Cookie *bool `json:"cookie,omitempty"`
+}
+
+// Where to send a code.
+type RequestCodeInput struct {
+	// An email address or phone number (with + and the country code), as in the traits; case and spacing do not matter.
+	Address string `json:"address"`
+}
+
+// The answer of `requestVerificationCode` and `requestRecoveryCode`: the same whether or not the address exists.
+type RequestCodePayload struct {
+	// Problems with the input itself (an empty address); empty otherwise, whatever the address.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
 // The answer of a mutation that ends several sessions.
@@ -329,6 +368,10 @@ type UpdateIdentityInput struct {
 	// signed out with the old password. True when absent; false keeps them.
 	// Ignored without `credentials.password`.
 	RevokeSessions *bool `json:"revokeSessions,omitempty"`
+	// Queue a verification code to each verifiable address that is not verified
+	// after the write, in the same transaction. False when absent: admin writes
+	// mail nobody unless asked.
+	SendVerification *bool `json:"sendVerification,omitempty"`
 }
 
 // A problem with the input of a mutation: the mutation changed nothing (except
@@ -345,13 +388,32 @@ type UserError struct {
 	// ACCOUNT_DISABLED (the identity is INACTIVE), PASSWORD_POLICY (the new
 	// password breaks a rule: the message says which), NOT_FOUND (no such
 	// identity or session), INVALID_PATCH (a JSON Patch operation that cannot
-	// apply) or REAUTHENTICATION_REQUIRED (a change that needs a recent sign-in:
-	// sign in again, then retry).
+	// apply), REAUTHENTICATION_REQUIRED (a change that needs a recent sign-in:
+	// sign in again, then retry), INVALID_CODE (a one-time code that is wrong,
+	// used, expired or tried too often: never told apart) or
+	// ADDRESS_NOT_VERIFIED (login needs a verified address:
+	// `selfservice.flows.login.require_verified_address`).
 	Code string `json:"code"`
 	// What is wrong, in English, for a person to read; may change between versions, unlike `code`.
 	Message string `json:"message"`
 	// Where in the input, as a JSON pointer (e.g. `/traits/email`, `/credentials/password/password`); null when the error is about the input as a whole.
 	Path *string `json:"path,omitempty"`
+}
+
+// An address and the verification code sent to it.
+type VerifyAddressInput struct {
+	// The address the code was sent to.
+	Address string `json:"address"`
+	// The code as received; spaces and dashes do not matter.
+	Code string `json:"code"`
+}
+
+// The answer of `verifyAddress`.
+type VerifyAddressPayload struct {
+	// The address, now verified; null when `userErrors` is not empty.
+	Address *VerifiableAddress `json:"address,omitempty"`
+	// Why nothing was verified; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
 // Who may call a field: see `@access`.

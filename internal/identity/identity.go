@@ -28,6 +28,8 @@ type Service struct {
 	hasher  *password.Hasher
 	policy  password.Policy
 	now     func() time.Time
+	// mail sends codes with writes (see SendCodesWith).
+	mail Mail
 }
 
 // New returns a Service. now is injected so tests control time.
@@ -79,7 +81,16 @@ func (s *Service) prepareCreate(ctx context.Context, in *model.CreateIdentityInp
 		ident.State = *in.State
 	}
 	ident.StateChangedAt = &now
-	return s.prepare(ctx, ident, in.Credentials)
+	w, err := s.prepare(ctx, ident, in.Credentials)
+	if err != nil {
+		return nil, err
+	}
+	if in.SendVerification != nil && *in.SendVerification {
+		if err := s.attachVerification(w, every); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
 }
 
 // prepare validates ident's traits against its schema (the default one when
@@ -208,6 +219,14 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in *model.UpdateIden
 		// reason for the reset), unless the admin keeps the sessions.
 		w.EndSessions = in.Credentials != nil && in.Credentials.Password != nil &&
 			(in.RevokeSessions == nil || *in.RevokeSessions)
+		if in.SendVerification != nil && *in.SendVerification {
+			// Every address still to verify: new ones and those that
+			// stay unverified.
+			_, verified := addressesOf(cur.VerifiableAddresses)
+			if err := s.attachVerification(w, func(a db.Address) bool { return !verified[[2]string{a.Via, a.Value}] }); err != nil {
+				return nil, err
+			}
+		}
 		return w, nil
 	})
 }

@@ -19,10 +19,12 @@ import (
 // owner can never set it). Errors point into the register input
 // ("/traits/email", "/password", "/schemaId").
 func (s *Service) Register(ctx context.Context, schemaID *string, traits model.JSON, pw string) (*model.Identity, error) {
+	send := true // every new address gets a verification code
 	ident, err := s.Create(ctx, &model.CreateIdentityInput{
-		SchemaID:    schemaID,
-		Traits:      traits,
-		Credentials: &model.CredentialsInput{Password: &model.PasswordCredentialInput{Password: &pw}},
+		SchemaID:         schemaID,
+		Traits:           traits,
+		Credentials:      &model.CredentialsInput{Password: &model.PasswordCredentialInput{Password: &pw}},
+		SendVerification: &send,
 	})
 	return ident, repath(err, "/credentials/password/password", "/password")
 }
@@ -39,10 +41,18 @@ func (s *Service) UpdateTraits(ctx context.Context, id uuid.UUID, traits model.J
 		next := *cur
 		next.Traits = traits
 		w, err := s.prepareUpdate(ctx, cur, &next, nil)
-		if err != nil || privileged {
-			return w, err
+		if err != nil {
+			return nil, err
 		}
-		if err := s.checkUnprivileged(cur, &next); err != nil {
+		if !privileged {
+			if err := s.checkUnprivileged(cur, &next); err != nil {
+				return nil, err
+			}
+		}
+		// An address added or changed gets a code; one that stays does
+		// not, verified or not (requestVerificationCode sends another).
+		held, _ := addressesOf(cur.VerifiableAddresses)
+		if err := s.attachVerification(w, func(a db.Address) bool { return !held[[2]string{a.Via, a.Value}] }); err != nil {
 			return nil, err
 		}
 		return w, nil
@@ -172,4 +182,22 @@ func repath(err error, from, to string) error {
 		out[i] = &c
 	}
 	return out
+}
+
+// NewPasswordHash checks a new password for identity id against the policy
+// (with the identity's login identifiers) and hashes it: a recovery sets it
+// in the transaction that uses its code up. Policy errors point at path.
+func (s *Service) NewPasswordHash(ctx context.Context, id uuid.UUID, pw, path string) (string, error) {
+	cred, err := s.store.PasswordCredentialOf(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if err := s.policy.Check(pw, cred.Identifiers); err != nil {
+		return "", repath(err, "/password", path)
+	}
+	hash, err := s.hasher.Hash(ctx, pw)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return hash, nil
 }

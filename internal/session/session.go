@@ -16,6 +16,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/identityd/identityd/db"
+	"github.com/identityd/identityd/internal/code"
+	"github.com/identityd/identityd/internal/courier"
 	"github.com/identityd/identityd/internal/identity"
 	"github.com/identityd/identityd/model"
 )
@@ -34,27 +36,41 @@ type Config struct {
 	PrivilegedFor time.Duration
 	// Throttle limits password guessing (login, changeMyPassword).
 	Throttle ThrottleConfig
+	// RequireVerifiedAddress refuses a login (ADDRESS_NOT_VERIFIED) of an
+	// identity none of whose addresses is verified.
+	RequireVerifiedAddress bool
+	// Codes is verification and recovery by code.
+	Codes CodeConfig
 }
 
 // Service runs the self-service flows. It is safe for concurrent use.
 type Service struct {
 	store      *db.DB
 	identities *identity.Service
+	codes      *code.Codes
+	courier    *courier.Courier
 	cfg        Config
 	now        func() time.Time
 	random     io.Reader
+	// wake tells the code request loop that a request is waiting.
+	wake chan struct{}
 }
 
 // New returns a Service; now and random are injected for repeatable tests
-// (time.Now and crypto/rand.Reader in production).
-func New(store *db.DB, identities *identity.Service, cfg Config, now func() time.Time, random io.Reader) *Service {
+// (time.Now and crypto/rand.Reader in production). codes and templates
+// make and carry verification and recovery codes.
+func New(store *db.DB, identities *identity.Service, codes *code.Codes, templates *courier.Courier, cfg Config, now func() time.Time, random io.Reader) *Service {
 	if cfg.PrivilegedFor == 0 {
 		cfg.PrivilegedFor = 15 * time.Minute
 	}
 	if cfg.Throttle == (ThrottleConfig{}) {
 		cfg.Throttle = DefaultThrottle()
 	}
-	return &Service{store: store, identities: identities, cfg: cfg, now: now, random: random}
+	if cfg.Codes.Throttle == (ThrottleConfig{}) {
+		cfg.Codes.Throttle = DefaultThrottle()
+	}
+	return &Service{store: store, identities: identities, codes: codes, courier: templates, cfg: cfg, now: now, random: random,
+		wake: make(chan struct{}, 1)}
 }
 
 // Client is who is on the other end of a request, kept with the session so
@@ -110,6 +126,18 @@ func (s *Service) Login(ctx context.Context, in *model.LoginInput, c Client) (*I
 	if err != nil {
 		return nil, err
 	}
+	if s.cfg.RequireVerifiedAddress {
+		// Told only after the password matched, like ACCOUNT_DISABLED:
+		// a guess learns nothing from it.
+		ok, err := s.store.HasVerifiedAddress(ctx, ident.ID)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, &model.Error{Code: model.CodeAddressNotVerified,
+				Message: "verify an address of this account first: use the code sent to it, or ask for a new one with requestVerificationCode"}
+		}
+	}
 	return s.issue(ctx, ident, c)
 }
 
@@ -123,23 +151,34 @@ func (s *Service) settleOrLog(ctx context.Context, keys throttleKeys) {
 
 // issue makes a session for ident.
 func (s *Service) issue(ctx context.Context, ident *model.Identity, c Client) (*Issued, error) {
+	issued, row, err := s.newSession(ident.ID, c, "password")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.CreateSession(ctx, row); err != nil {
+		return nil, err
+	}
+	issued.Session.Identity = ident
+	return issued, nil
+}
+
+// newSession makes a session of identityID, signed in now by method, and
+// the row that stores it; the caller stores it and sets its Identity.
+func (s *Service) newSession(identityID uuid.UUID, c Client, method string) (*Issued, *db.NewSession, error) {
 	var raw [32]byte
 	if _, err := io.ReadFull(s.random, raw[:]); err != nil {
-		return nil, fmt.Errorf("session token: %w", err)
+		return nil, nil, fmt.Errorf("session token: %w", err)
 	}
 	token := TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	now := s.clock()
 	sess := &model.Session{
-		ID: uuid.Must(uuid.NewV7()), IdentityID: ident.ID, Active: true,
+		ID: uuid.Must(uuid.NewV7()), IdentityID: identityID, Active: true,
 		IssuedAt: now, ExpiresAt: now.Add(s.cfg.Lifespan), AuthenticatedAt: now,
-		AuthenticationMethods: []string{"password"}, IPAddress: c.IP, UserAgent: truncate(c.UserAgent, 512),
-		Identity: ident,
+		AuthenticationMethods: []string{method}, IPAddress: c.IP, UserAgent: truncate(c.UserAgent, 512),
 	}
-	if err := s.store.CreateSession(ctx, &db.NewSession{Session: sess, TokenHash: HashToken(token),
-		Methods: sess.AuthenticationMethods, IPAddress: sess.IPAddress, UserAgent: sess.UserAgent}); err != nil {
-		return nil, err
-	}
-	return &Issued{Session: sess, Token: token}, nil
+	row := &db.NewSession{Session: sess, TokenHash: HashToken(token),
+		Methods: sess.AuthenticationMethods, IPAddress: sess.IPAddress, UserAgent: sess.UserAgent}
+	return &Issued{Session: sess, Token: token}, row, nil
 }
 
 // FromToken returns the active session a token proves, with its identity.

@@ -130,8 +130,18 @@ func addressGroup(ip string) string {
 // reserve charges one attempt to keys before a password is compared, or
 // refuses it with TOO_MANY_ATTEMPTS when any of them is blocked.
 func (s *Service) reserve(ctx context.Context, keys throttleKeys) error {
+	return s.reserveIn(ctx, keys, s.cfg.Throttle.Window, func(secs int) string {
+		return fmt.Sprintf("too many failed attempts: try again in %d second%s. Failures are counted per client address, "+
+			"per account from that address and per account from anywhere; past a few, each further one "+
+			"doubles the wait, and attempts refused meanwhile do not count", secs, plural(secs))
+	})
+}
+
+// reserveIn charges one attempt to keys, counted over window, or refuses it
+// with TOO_MANY_ATTEMPTS and the message say gives for the wait in seconds.
+func (s *Service) reserveIn(ctx context.Context, keys throttleKeys, window time.Duration, say func(secs int) string) error {
 	now := s.clock()
-	until, err := s.store.ReserveLoginAttempt(ctx, keys.all(), now, s.cfg.Throttle.Window)
+	until, err := s.store.ReserveLoginAttempt(ctx, keys.all(), now, window)
 	if err != nil {
 		return fmt.Errorf("throttle: %w", err)
 	}
@@ -140,11 +150,7 @@ func (s *Service) reserve(ctx context.Context, keys throttleKeys) error {
 	}
 	wait := time.Duration(math.Ceil(until.Sub(now).Seconds())) * time.Second
 	wait = max(wait, time.Second)
-	secs := int(wait / time.Second)
-	return &model.Error{Code: model.CodeTooManyAttempts, RetryAfter: wait, Message: fmt.Sprintf(
-		"too many failed attempts: try again in %d second%s. Failures are counted per client address, "+
-			"per account from that address and per account from anywhere; past a few, each further one "+
-			"doubles the wait, and attempts refused meanwhile do not count", secs, plural(secs))}
+	return &model.Error{Code: model.CodeTooManyAttempts, RetryAfter: wait, Message: say(int(wait / time.Second))}
 }
 
 // settle hands back the attempt reserved for a password that turned out
@@ -170,7 +176,9 @@ func (s *Service) settle(ctx context.Context, keys throttleKeys) error {
 // (nothing within the window, no block). Run it periodically: without it a
 // client trying many names grows the table without end.
 func (s *Service) PruneThrottle(ctx context.Context) (int, error) {
-	return s.store.PruneLoginThrottles(ctx, s.clock(), s.cfg.Throttle.Window)
+	// The code flows' counters share the table: the longest window keeps
+	// every counter that still counts.
+	return s.store.PruneLoginThrottles(ctx, s.clock(), max(s.cfg.Throttle.Window, s.cfg.Codes.Throttle.Window))
 }
 
 func plural(n int) string {

@@ -1,0 +1,469 @@
+package db
+
+import (
+	"context"
+	"crypto/subtle"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/identityd/identityd/model"
+)
+
+// Purposes of one-time codes, as stored.
+const (
+	PurposeVerification = "verification"
+	PurposeRecovery     = "recovery"
+	PurposeInvitation   = "invitation"
+	PurposeLogin        = "login"
+)
+
+// Code is a one-time code as stored: its keyed hash, never the code. It only
+// travels between internal/code and storage: no model type holds it.
+type Code struct {
+	ID         uuid.UUID
+	Purpose    string
+	IdentityID uuid.UUID
+	// Via and Address are where the code went; empty for an admin-issued
+	// recovery code, which support staff hand over themselves.
+	Via, Address string
+	// Long codes (128 bits and more) are found by their hash; short ones by
+	// Purpose and Address, and they count wrong attempts.
+	Long      bool
+	Hash      []byte
+	Attempts  int
+	ExpiresAt time.Time
+	CreatedAt time.Time
+}
+
+type codeRow struct {
+	bun.BaseModel `bun:"table:codes"`
+
+	ID         uuid.UUID  `bun:"id,pk"`
+	Purpose    string     `bun:"purpose"`
+	IdentityID uuid.UUID  `bun:"identity_id"`
+	Via        string     `bun:"via"`
+	Address    string     `bun:"address"`
+	Long       bool       `bun:"long"`
+	Hash       []byte     `bun:"hash"`
+	Attempts   int        `bun:"attempts"`
+	ExpiresAt  time.Time  `bun:"expires_at"`
+	UsedAt     *time.Time `bun:"used_at"`
+	CreatedAt  time.Time  `bun:"created_at"`
+}
+
+func newCodeRow(c *Code) *codeRow {
+	return &codeRow{ID: c.ID, Purpose: c.Purpose, IdentityID: c.IdentityID, Via: c.Via, Address: c.Address,
+		Long: c.Long, Hash: c.Hash, Attempts: c.Attempts, ExpiresAt: c.ExpiresAt.UTC(), CreatedAt: c.CreatedAt.UTC()}
+}
+
+func (r *codeRow) code() *Code {
+	return &Code{ID: r.ID, Purpose: r.Purpose, IdentityID: r.IdentityID, Via: r.Via, Address: r.Address,
+		Long: r.Long, Hash: r.Hash, Attempts: r.Attempts, ExpiresAt: r.ExpiresAt.UTC(), CreatedAt: r.CreatedAt.UTC()}
+}
+
+// codeColumns are what a redeem reads back of a code.
+var codeColumns = []string{"id", "purpose", "identity_id", "via", "address", "long", "hash", "attempts", "expires_at", "created_at"}
+
+// errInvalidCode is the one answer for a wrong, used, expired or dead code.
+func errInvalidCode() error {
+	return &model.Error{Code: model.CodeInvalidCode, Path: "/code", Message: "the code is wrong, used or expired: ask for a new one"}
+}
+
+// insertCodes stores codes inside the caller's transaction, so a code exists
+// only if the write (and the message carrying it) does.
+func insertCodes(ctx context.Context, idb bun.IDB, codes []*Code) error {
+	if len(codes) == 0 {
+		return nil
+	}
+	rows := make([]*codeRow, len(codes))
+	for i, c := range codes {
+		rows[i] = newCodeRow(c)
+	}
+	_, err := idb.NewInsert().Model(&rows).Exec(ctx)
+	return err
+}
+
+// IssueCode stores a code and the message that carries it (nil for a code
+// handed over by an admin) in one transaction; NOT_FOUND when the code's
+// identity does not exist.
+func (db *DB) IssueCode(ctx context.Context, c *Code, msg *model.CourierMessage) error {
+	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		found, err := tx.NewSelect().Model((*identityRow)(nil)).ColumnExpr("1").Where("id = ?", c.IdentityID).Exists(ctx)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return model.Errorf(model.CodeNotFound, "identity %s not found", c.IdentityID)
+		}
+		if err := insertCodes(ctx, tx, []*Code{c}); err != nil {
+			return err
+		}
+		if msg == nil {
+			return nil
+		}
+		return insertMessages(ctx, tx, []*model.CourierMessage{msg})
+	})
+	return wrap(err)
+}
+
+// ReserveCodeAttempt charges one attempt to every live short code of purpose
+// sent to any of addresses (unused, unexpired, with attempts left), before
+// the code typed is compared with them, and returns them. Charged first and
+// atomically, so a burst of guesses cannot compare more than the allowed
+// number against a code, and every live code of an address pays for each
+// guess, so asking for several codes buys no extra guesses.
+func (db *DB) ReserveCodeAttempt(ctx context.Context, purpose string, addresses []string, now time.Time, maxAttempts int) ([]*Code, error) {
+	if len(addresses) == 0 {
+		return nil, nil
+	}
+	var rows []*codeRow
+	_, err := db.bun.NewUpdate().Model((*codeRow)(nil)).
+		Set("attempts = attempts + 1").
+		Where("purpose = ? AND address IN (?) AND NOT long AND used_at IS NULL", purpose, bun.In(addresses)).
+		Where("expires_at > ? AND attempts < ?", now.UTC(), maxAttempts).
+		Returning(strings.Join(codeColumns, ", ")).Exec(ctx, &rows)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	out := make([]*Code, len(rows))
+	for i, r := range rows {
+		out[i] = r.code()
+	}
+	return out, nil
+}
+
+// RefundCodeAttempt gives back the attempt a right code was charged when
+// what it was for could not happen (a new password that breaks the policy),
+// so the person can try again with the same code.
+func (db *DB) RefundCodeAttempt(ctx context.Context, id uuid.UUID) error {
+	_, err := db.bun.NewUpdate().Model((*codeRow)(nil)).Set("attempts = attempts - 1").
+		Where("id = ? AND attempts > 0", id).Exec(ctx)
+	return wrap(err)
+}
+
+// FindLongCode returns the live long code of one of purposes whose hash is
+// one of hashes (one per secret: see internal/code); INVALID_CODE when there
+// is none. The hashes are keyed with the server's secrets, so looking them up
+// by index tells a guesser nothing.
+func (db *DB) FindLongCode(ctx context.Context, purposes []string, hashes [][]byte, now time.Time) (*Code, error) {
+	if len(hashes) == 0 {
+		return nil, errInvalidCode()
+	}
+	var rows []*codeRow
+	err := db.bun.NewSelect().Model(&rows).Column(codeColumns...).
+		Where("long AND hash IN (?) AND purpose IN (?)", bun.In(hashes), bun.In(purposes)).
+		Where("used_at IS NULL AND expires_at > ?", now.UTC()).
+		Limit(1).Scan(ctx)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if len(rows) == 0 {
+		return nil, errInvalidCode()
+	}
+	return rows[0].code(), nil
+}
+
+// MatchCode tells which of codes has one of candidates as its hash, comparing
+// every pair in constant time; nil when none does.
+func MatchCode(codes []*Code, candidates [][]byte) *Code {
+	var found *Code
+	for _, c := range codes {
+		for _, h := range candidates {
+			if subtle.ConstantTimeCompare(c.Hash, h) == 1 && found == nil {
+				found = c
+			}
+		}
+	}
+	return found
+}
+
+// consumeCode marks a code used if it still is live at now; INVALID_CODE
+// when it is not (used meanwhile by a concurrent redeem, or expired).
+func consumeCode(ctx context.Context, idb bun.IDB, id uuid.UUID, now time.Time) error {
+	res, err := idb.NewUpdate().Model((*codeRow)(nil)).Set("used_at = ?", now.UTC()).
+		Where("id = ? AND used_at IS NULL AND expires_at > ?", id, now.UTC()).Exec(ctx)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errInvalidCode()
+	}
+	return nil
+}
+
+// verifyAddress marks an identity's verifiable address verified at now
+// (kept as it is when it already was) and returns it; NOT_FOUND when the
+// identity no longer has it.
+func verifyAddress(ctx context.Context, idb bun.IDB, identityID uuid.UUID, via, value string, now time.Time) (*model.VerifiableAddress, error) {
+	now = now.UTC()
+	if _, err := idb.NewUpdate().Model((*verifiableAddressRow)(nil)).
+		Set("verified = ?", true).Set("status = ?", model.VerificationCompleted).
+		Set("verified_at = ?", now).Set("updated_at = ?", now).
+		Where("identity_id = ? AND via = ? AND value = ? AND NOT verified", identityID, via, value).Exec(ctx); err != nil {
+		return nil, err
+	}
+	row := new(verifiableAddressRow)
+	err := idb.NewSelect().Model(row).Where("identity_id = ? AND via = ? AND value = ?", identityID, via, value).Scan(ctx)
+	if err != nil {
+		return nil, notFound(err, "address")
+	}
+	return row.model(), nil
+}
+
+// VerifyAddress redeems a verification code that matched: in one
+// transaction it uses the code up, marks its address verified and uses up
+// the address's other live verification codes, which have nothing left to
+// prove. INVALID_CODE when the code was used meanwhile, expired, or its
+// address left the identity's traits since it was sent.
+func (db *DB) VerifyAddress(ctx context.Context, c *Code, now time.Time) (*model.VerifiableAddress, error) {
+	var out *model.VerifiableAddress
+	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := consumeCode(ctx, tx, c.ID, now); err != nil {
+			return err
+		}
+		a, err := verifyAddress(ctx, tx, c.IdentityID, c.Via, c.Address, now)
+		if model.ErrorCodeOf(err) == model.CodeNotFound {
+			return errInvalidCode()
+		}
+		if err != nil {
+			return err
+		}
+		out = a
+		_, err = tx.NewUpdate().Model((*codeRow)(nil)).Set("used_at = ?", now.UTC()).
+			Where("purpose = ? AND identity_id = ? AND address = ? AND used_at IS NULL", PurposeVerification, c.IdentityID, c.Address).Exec(ctx)
+		return err
+	})
+	return out, wrap(err)
+}
+
+// Recovery is what redeeming a recovery or invitation code does, in one
+// transaction.
+type Recovery struct {
+	Code *Code
+	// PasswordHash, when not nil, becomes the identity's password, and every
+	// other session of the identity ends.
+	PasswordHash *string
+	// Session is the session the recovery signs in with.
+	Session *NewSession
+	Now     time.Time
+}
+
+// Recover redeems a recovery or invitation code that matched: in one
+// transaction it uses the code up, checks that the identity is active
+// (ACCOUNT_DISABLED otherwise, and the code stays unused), sets the new
+// password and ends every session when one is given, marks the address the
+// code went to verified (receiving it proved control of it), and stores the
+// new session. INVALID_CODE when the code was used meanwhile or expired.
+func (db *DB) Recover(ctx context.Context, r *Recovery) error {
+	now := r.Now.UTC()
+	id := r.Code.IdentityID
+	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := consumeCode(ctx, tx, r.Code.ID, now); err != nil {
+			return err
+		}
+		var state string
+		q := tx.NewSelect().Model((*identityRow)(nil)).Column("state").Where("id = ?", id)
+		if db.kind == Postgres {
+			q = q.For("UPDATE") // no state change slips in between
+		}
+		if err := q.Scan(ctx, &state); err != nil {
+			return notFound(err, "identity")
+		}
+		if stateFromDB(state) != model.IdentityStateActive {
+			return &model.Error{Code: model.CodeAccountDisabled, Message: "account is disabled"}
+		}
+		if r.PasswordHash != nil {
+			if err := setPasswordHash(ctx, tx, id, *r.PasswordHash, now); err != nil {
+				return err
+			}
+			if _, err := revokeSessions(ctx, tx, id, uuid.Nil, now); err != nil {
+				return err
+			}
+		}
+		if r.Code.Address != "" {
+			if _, err := verifyAddress(ctx, tx, id, r.Code.Via, r.Code.Address, now); err != nil && model.ErrorCodeOf(err) != model.CodeNotFound {
+				return err
+			}
+		}
+		return insertSession(ctx, tx, r.Session)
+	})
+	if err != nil {
+		return wrap(err)
+	}
+	db.changed(id)
+	return nil
+}
+
+// HasVerifiedAddress tells whether an identity has at least one verified
+// address (selfservice.flows.login.require_verified_address).
+func (db *DB) HasVerifiedAddress(ctx context.Context, identityID uuid.UUID) (bool, error) {
+	found, err := db.bun.NewSelect().Model((*verifiableAddressRow)(nil)).ColumnExpr("1").
+		Where("identity_id = ? AND verified", identityID).Limit(1).Exists(ctx)
+	return found, wrap(err)
+}
+
+// PruneCodes deletes codes that can no longer be redeemed: expired, or used,
+// before the given time. It returns how many went.
+func (db *DB) PruneCodes(ctx context.Context, before time.Time) (int, error) {
+	res, err := db.bun.NewDelete().Model((*codeRow)(nil)).
+		Where("expires_at < ? OR used_at < ?", before.UTC(), before.UTC()).Exec(ctx)
+	if err != nil {
+		return 0, wrap(err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// codeRequestRow is a request for a code by address, waiting to be resolved.
+type codeRequestRow struct {
+	bun.BaseModel `bun:"table:code_requests"`
+
+	ID        uuid.UUID `bun:"id,pk"`
+	Purpose   string    `bun:"purpose"`
+	Address   string    `bun:"address"`
+	CreatedAt time.Time `bun:"created_at"`
+}
+
+// CodeRequest is someone asking for a code to be sent to an address that may
+// or may not belong to anyone.
+type CodeRequest struct {
+	ID uuid.UUID
+	// Purpose is PurposeVerification or PurposeRecovery.
+	Purpose string
+	// Address is normalised, as addresses are stored.
+	Address   string
+	CreatedAt time.Time
+}
+
+// RecordCodeRequest stores a request for a code, whatever the address: the
+// one write a request makes, the same whether or not the address exists, so
+// the answer's timing tells nothing. ResolveCodeRequests does the rest.
+func (db *DB) RecordCodeRequest(ctx context.Context, r *CodeRequest) error {
+	_, err := db.bun.NewInsert().Model(&codeRequestRow{ID: r.ID, Purpose: r.Purpose, Address: r.Address, CreatedAt: r.CreatedAt.UTC()}).Exec(ctx)
+	return wrap(err)
+}
+
+// CodeTarget is an address a code request names, as stored, with what a
+// message to it needs to know of its identity.
+type CodeTarget struct {
+	IdentityID uuid.UUID
+	Via        string
+	Address    string
+	// Verified is the verifiable address's state (false for a recovery
+	// address that is not also a verifiable one).
+	Verified bool
+	State    model.IdentityState
+	SchemaID string
+	Traits   model.JSON
+}
+
+// CodeDispatch is what resolving one request sends: codes and the messages
+// carrying them.
+type CodeDispatch struct {
+	Codes    []*Code
+	Messages []*model.CourierMessage
+}
+
+// ResolveCodeRequests claims up to limit pending code requests, oldest
+// first, and for each looks up the addresses it names (verifiable addresses
+// for verification, recovery addresses for recovery) and lets resolve decide
+// what to send; the codes and messages it returns are stored, verification
+// addresses that got a code are marked sent, and the requests are deleted,
+// all in one transaction. Several processes may run it at once: on
+// PostgreSQL the claim skips rows another holds (FOR UPDATE SKIP LOCKED);
+// SQLite's write transaction holds the database. It returns how many
+// requests it resolved.
+func (db *DB) ResolveCodeRequests(ctx context.Context, limit int, resolve func(CodeRequest, []CodeTarget) *CodeDispatch) (int, error) {
+	n := 0
+	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var reqs []*codeRequestRow
+		q := tx.NewSelect().Model(&reqs).OrderExpr("id").Limit(int64(limit))
+		if db.kind == Postgres {
+			q = q.For("UPDATE SKIP LOCKED")
+		}
+		if err := q.Scan(ctx); err != nil {
+			return err
+		}
+		if len(reqs) == 0 {
+			return nil
+		}
+		var codes []*Code
+		var msgs []*model.CourierMessage
+		ids := make([]uuid.UUID, len(reqs))
+		for i, r := range reqs {
+			ids[i] = r.ID
+			targets, err := codeTargets(ctx, tx, r.Purpose, r.Address)
+			if err != nil {
+				return err
+			}
+			d := resolve(CodeRequest{ID: r.ID, Purpose: r.Purpose, Address: r.Address, CreatedAt: r.CreatedAt.UTC()}, targets)
+			if d != nil {
+				codes = append(codes, d.Codes...)
+				msgs = append(msgs, d.Messages...)
+			}
+		}
+		if err := insertCodes(ctx, tx, codes); err != nil {
+			return err
+		}
+		if err := insertMessages(ctx, tx, msgs); err != nil {
+			return err
+		}
+		for _, c := range codes {
+			if c.Purpose != PurposeVerification {
+				continue
+			}
+			if _, err := tx.NewUpdate().Model((*verifiableAddressRow)(nil)).
+				Set("status = ?", model.VerificationSent).Set("updated_at = ?", c.CreatedAt.UTC()).
+				Where("identity_id = ? AND via = ? AND value = ? AND status = ?", c.IdentityID, c.Via, c.Address, model.VerificationPending).
+				Exec(ctx); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.NewDelete().Model((*codeRequestRow)(nil)).Where("id IN (?)", bun.In(ids)).Exec(ctx); err != nil {
+			return err
+		}
+		n = len(reqs)
+		return nil
+	})
+	return n, wrap(err)
+}
+
+// codeTargets lists the addresses equal to address that a request of
+// purpose may send to, with their identities.
+func codeTargets(ctx context.Context, idb bun.IDB, purpose, address string) ([]CodeTarget, error) {
+	var rows []struct {
+		IdentityID uuid.UUID `bun:"identity_id"`
+		Via        string    `bun:"via"`
+		Value      string    `bun:"value"`
+		Verified   bool      `bun:"verified"`
+		State      string    `bun:"state"`
+		SchemaID   string    `bun:"schema_id"`
+		Traits     rawJSON   `bun:"traits"`
+	}
+	q := idb.NewSelect().ColumnExpr("a.identity_id, a.via, a.value, i.state, i.schema_id, i.traits")
+	if purpose == PurposeVerification {
+		q = q.TableExpr("identity_verifiable_addresses AS a").ColumnExpr("a.verified")
+	} else {
+		q = q.TableExpr("identity_recovery_addresses AS a").
+			ColumnExpr("COALESCE((SELECT v.verified FROM identity_verifiable_addresses AS v WHERE v.identity_id = a.identity_id AND v.via = a.via AND v.value = a.value), FALSE) AS verified")
+	}
+	err := q.Join("JOIN identities AS i ON i.id = a.identity_id").Where("a.value = ?", address).OrderExpr("a.id").Scan(ctx, &rows)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]CodeTarget, len(rows))
+	for i, r := range rows {
+		out[i] = CodeTarget{IdentityID: r.IdentityID, Via: r.Via, Address: r.Value, Verified: r.Verified,
+			State: stateFromDB(r.State), SchemaID: r.SchemaID, Traits: model.JSON(r.Traits)}
+	}
+	return out, nil
+}
+
+// PendingCodeRequests counts the requests not yet resolved (tests wait on it).
+func (db *DB) PendingCodeRequests(ctx context.Context) (int, error) {
+	n, err := db.bun.NewSelect().Model((*codeRequestRow)(nil)).Count(ctx)
+	return int(n), wrap(err)
+}

@@ -1,0 +1,5 @@
+DROP TABLE code_requests;
+
+--bun:split
+
+DROP TABLE codes;
