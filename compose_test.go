@@ -85,7 +85,7 @@ func assertDependsOn(t *testing.T, svc types.ServiceConfig, dependency, conditio
 
 func TestComposeServicesExist(t *testing.T) {
 	project := mustLoadCompose(t, "ADMIN_API_KEYS="+testAdminKeys)
-	for _, name := range []string{"postgres", "migrate", "identityd"} {
+	for _, name := range []string{"postgres", "migrate", "identityd", "mailpit"} {
 		mustService(t, project, name)
 	}
 }
@@ -444,4 +444,35 @@ func TestDockerignore(t *testing.T) {
 			t.Errorf("%s does not exclude %q", dockerignore, want)
 		}
 	}
+}
+
+// TestComposeMailpit: Mailpit is the SMTP server identityd sends to, and its
+// web UI is published on loopback only.
+func TestComposeMailpit(t *testing.T) {
+	project := mustLoadCompose(t, "ADMIN_API_KEYS="+testAdminKeys)
+	svc := mustService(t, project, "mailpit")
+	if !strings.HasPrefix(svc.Image, "axllent/mailpit") {
+		t.Errorf("image = %q, want axllent/mailpit", svc.Image)
+	}
+	ui := slices.ContainsFunc(svc.Ports, func(p types.ServicePortConfig) bool {
+		return p.Target == 8025 && p.Published == "8025" && p.HostIP == "127.0.0.1"
+	})
+	if !ui || len(svc.Ports) != 1 {
+		t.Errorf("mailpit ports = %+v, want only the web UI on 127.0.0.1:8025", svc.Ports)
+	}
+	identityd := mustService(t, project, "identityd")
+	if got, _ := envValue(identityd, "COURIER_SMTP_CONNECTION_URI"); got != "smtp://mailpit:1025/?disable_starttls=true" {
+		t.Errorf("COURIER_SMTP_CONNECTION_URI = %q", got)
+	}
+	if got, _ := envValue(identityd, "COURIER_SMTP_FROM_ADDRESS"); got == "" {
+		t.Error("COURIER_SMTP_FROM_ADDRESS is not set (required with an SMTP server)")
+	}
+	// The values load as a configuration.
+	cfg, err := loadConfig("", func(k string) string { v, _ := envValue(identityd, k); return v })
+	if err != nil {
+		t.Errorf("identityd's environment does not load: %v", err)
+	} else if cfg.Courier.SMTP.ConnectionURI == "" {
+		t.Error("the courier's SMTP server is not configured")
+	}
+	assertDependsOn(t, identityd, "mailpit", types.ServiceConditionStarted)
 }

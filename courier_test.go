@@ -797,3 +797,88 @@ func BenchmarkCourierDelivery(b *testing.B) {
 		})
 	}
 }
+
+// TestCourierConfig: a Kratos courier section loads unchanged (channels,
+// SMTP with headers, worker keys), env overrides work, and mistakes are
+// refused naming the key.
+func TestCourierConfig(t *testing.T) {
+	dir := t.TempDir()
+	body := filepath.Join(dir, "twilio.jsonnet")
+	if err := os.WriteFile(body, []byte(`function(ctx) { To: ctx.recipient, Body: ctx.body }`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(file, []byte(`
+courier:
+  smtp:
+    connection_uri: smtps://test:test@mailslurper:1025/?skip_ssl_verify=true
+    from_address: no-reply@ory.kratos.sh
+    from_name: Ory
+    headers:
+      X-SES-SOURCE-ARN: arn:aws:ses:us-west-2:123456789012:identity/example.com
+  template_override_path: `+dir+`
+  message_retries: 3
+  worker:
+    pull_count: 10
+    pull_wait: 2s
+  channels:
+    - id: sms
+      type: http
+      request_config:
+        url: https://api.twilio.com/2010-04-01/Accounts/AC123/Messages.json
+        method: POST
+        body: file://`+body+`
+        headers:
+          Content-Type: application/x-www-form-urlencoded
+        auth:
+          type: basic_auth
+          config:
+            user: AC123
+            password: secret
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(file, envOf(map[string]string{"COURIER_WORKER_ENABLED": "false"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.Courier
+	if c.SMTP.FromName != "Ory" || c.SMTP.Headers["X-SES-SOURCE-ARN"] == "" || c.MessageRetries != 3 || c.Worker.PullCount != 10 ||
+		c.Worker.PullWait != Duration(2*time.Second) || c.Worker.Enabled || len(c.Channels) != 1 ||
+		c.Channels[0].RequestConfig.Auth.Config["password"] != "secret" || c.TemplateOverridePath != dir {
+		t.Errorf("courier = %+v", c)
+	}
+	w, err := courier.NewWorker(dbtest.Open(t, dbtest.NewSQLite(t)), c.delivery(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !w.Delivers(model.ViaSMS) || !w.Delivers(model.ViaEmail) || w.EmailRoute() != "smtps://test:xxxxx@mailslurper:1025/?skip_ssl_verify=true" {
+		t.Errorf("worker routes: email %q, sms %q", w.EmailRoute(), w.SMSRoute())
+	}
+
+	for env, want := range map[string]string{
+		"COURIER_SMTP_CONNECTION_URI=ftp://x/":                   "courier.smtp.connection_uri",
+		"COURIER_SMTP_CONNECTION_URI=smtp://x/":                  "courier.smtp.from_address",
+		"COURIER_MESSAGE_RETRIES=-1":                             "courier.message_retries",
+		"COURIER_WORKER_PULL_COUNT=0":                            "courier.worker.pull_count",
+		"COURIER_WORKER_PULL_WAIT=soon":                          "courier.worker.pull_wait",
+		`COURIER_CHANNELS=[{"id":"sms","type":"http","nope":1}]`: "courier.channels",
+	} {
+		k, v, _ := strings.Cut(env, "=")
+		if _, err := loadConfig("", envOf(map[string]string{k: v})); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v; want an error naming %s", env, err, want)
+		}
+	}
+	cfg, err = loadConfig("", envOf(map[string]string{"COURIER_CHANNELS": `[{"id":"sms","type":"http","request_config":{"url":"https://gw/","body":"base64://e30="}}]`}))
+	if err != nil || len(cfg.Courier.Channels) != 1 || cfg.Courier.Channels[0].RequestConfig.URL != "https://gw/" {
+		t.Errorf("COURIER_CHANNELS: %+v, %v", cfg.Courier.Channels, err)
+	}
+	// A channel that cannot work stops the start, naming the key.
+	bad := defaultConfig()
+	bad.DSN = dbtest.NewSQLite(t)
+	bad.Admin.APIKeys = []string{testAdminKey}
+	bad.Courier.Channels = []courier.Channel{{ID: "sms", Type: "http", RequestConfig: courier.RequestConfig{URL: "https://gw/", Body: "file:///nope.jsonnet"}}}
+	if _, err := newApp(context.Background(), bad, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "courier.channels[0].request_config.body") {
+		t.Errorf("a channel without its template: %v", err)
+	}
+}
