@@ -32,6 +32,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"github.com/google/uuid"
 
 	"github.com/identityd/identityd/db"
 	"github.com/identityd/identityd/db/dbtest"
@@ -470,7 +471,7 @@ func TestCourierNoDoubleSendPostgres(t *testing.T) {
 			t.Errorf("message %s delivered %d times", m.ID, n)
 		}
 	}
-	left, _, err := first.ListMessages(context.Background(), db.CourierMessageFilter{Status: model.MessageSent}, [16]byte{}, 1000)
+	left, _, err := first.ListMessages(context.Background(), db.CourierMessageFilter{Status: model.MessageSent}, uuid.Nil, 1000)
 	if err != nil || len(left) != len(msgs) {
 		t.Errorf("%d messages SENT (%v), want %d", len(left), err, len(msgs))
 	}
@@ -881,4 +882,40 @@ courier:
 	if _, err := newApp(context.Background(), bad, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "courier.channels[0].request_config.body") {
 		t.Errorf("a channel without its template: %v", err)
 	}
+}
+
+// TestCourierWakesOnTransactionalWrite: a message queued inside an identity
+// write's transaction goes out at once (the worker is woken, and looks again
+// shortly when the transaction had not committed yet), not at the next
+// poll.
+func TestCourierWakesOnTransactionalWrite(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, dsn string) {
+		sink := newSMTPSink(t, sinkOptions{})
+		s := newTestServer(t, dsn, withSMTP(sink, func(c *Config) { c.Courier.Worker.PullWait = Duration(time.Hour) }))
+		tmpl, err := courier.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		email := "wake@example.com"
+		m, err := tmpl.Compose(model.ViaEmail, email, courier.TemplateVerificationCode,
+			map[string]any{"To": email, "VerificationCode": "314159", "ExpiresInMinutes": 60}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.app.store.CreateIdentity(context.Background(), &db.IdentityWrite{
+			Identity: &model.Identity{ID: uuid.Must(uuid.NewV7()), SchemaID: "default", State: model.IdentityStateActive,
+				Traits: model.JSON(`{"email":"` + email + `"}`), CreatedAt: now, UpdatedAt: now},
+			Identifiers: []db.Identifier{{Type: "password", Value: email, Path: "/traits/email"}},
+			Messages:    []*model.CourierMessage{m},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		waitFor(t, "the mail", func() bool { return len(sink.received()) == 1 })
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("the mail took %s", d)
+		}
+	})
 }
