@@ -200,6 +200,9 @@ func (w *Worker) Run(ctx context.Context) {
 			next = quickPolls[quick]
 			quick++
 		default:
+			// Found what woke it (or nothing was waiting for a commit):
+			// no quick looks until the next wake-up.
+			quick = len(quickPolls)
 			lastErr = ""
 		}
 		timer.Reset(next)
