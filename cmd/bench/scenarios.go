@@ -32,14 +32,16 @@ const batchSize = 1000
 // The queries. Field order matters to classify: a success answer contains
 // the expect string of its scenario.
 const (
-	qWhoami   = `{ whoami { id identity { id traits } } }`
-	qLogin    = `mutation($in: LoginInput!) { login(input: $in) { sessionToken session { id } userErrors { code message } } }`
-	qCreate   = `mutation($in: CreateIdentityInput!) { createIdentity(input: $in) { identity { id } userErrors { code message path } } }`
-	qGet      = `query($id: UUID!) { identity(id: $id) { id traits verifiableAddresses { id value via verified status } } }`
-	qList     = `query($after: String) { identities(first: 250, after: $after) { edges { cursor node { id schemaId state traits createdAt updatedAt } } pageInfo { hasNextPage endCursor } } }`
-	qCursors  = `query($after: String) { identities(first: 1000, after: $after) { edges { cursor } pageInfo { hasNextPage endCursor } } }`
-	qImport   = `mutation($in: [CreateIdentityInput!]!) { importIdentities(input: $in) { results { index identity { id } userErrors { code message path } } } }`
-	qImportLn = `mutation($in: [CreateIdentityInput!]!) { importIdentities(input: $in) { results { index userErrors { code message path } } } }`
+	qWhoami              = `{ whoami { id identity { id traits } } }`
+	qLogin               = `mutation($in: LoginInput!) { login(input: $in) { sessionToken session { id } userErrors { code message } } }`
+	qCreate              = `mutation($in: CreateIdentityInput!) { createIdentity(input: $in) { identity { id } userErrors { code message path } } }`
+	qGet                 = `query($id: UUID!) { identity(id: $id) { id traits verifiableAddresses { id value via verified status } } }`
+	qList                = `query($after: String) { identities(first: 250, after: $after) { edges { cursor node { id schemaId state traits createdAt updatedAt } } pageInfo { hasNextPage endCursor } } }`
+	qCursors             = `query($after: String) { identities(first: 1000, after: $after) { edges { cursor } pageInfo { hasNextPage endCursor } } }`
+	qImport              = `mutation($in: [CreateIdentityInput!]!) { importIdentities(input: $in) { results { index identity { id } userErrors { code message path } } } }`
+	qRequestVerification = `mutation($in: RequestCodeInput!) { requestVerificationCode(input: $in) { userErrors { code message } } }`
+	qRequestRecovery     = `mutation($in: RequestCodeInput!) { requestRecoveryCode(input: $in) { userErrors { code message } } }`
+	qImportLn            = `mutation($in: [CreateIdentityInput!]!) { importIdentities(input: $in) { results { index userErrors { code message path } } } }`
 )
 
 var (
@@ -48,6 +50,7 @@ var (
 	expectIdentity = []byte(`"identity":{"id":`)
 	expectEdges    = []byte(`"edges":[{`)
 	expectResults  = []byte(`"results":[`)
+	expectNoErrors = []byte(`"userErrors":[]`)
 )
 
 // runner runs every step against one server and database.
@@ -416,6 +419,24 @@ func (r *runner) scenario(ctx context.Context, s string, c int) (*measurement, e
 		return r.load(ctx, s, c, func(w *worker) ([]byte, http.Header) {
 			return body, r.c.adminHeader
 		}, expectEdges)
+	case "requestverification", "requestrecovery":
+		// A random seeded address, or an unknown one one time in four: the
+		// answer and the request's work are the same either way.
+		q := qRequestVerification
+		if s == "requestrecovery" {
+			q = qRequestRecovery
+		}
+		bodies := make([][]byte, len(r.ids))
+		for i := range bodies {
+			addr := r.email(i)
+			if i%4 == 3 {
+				addr = "nobody-" + strconv.Itoa(i) + "@example.com"
+			}
+			bodies[i] = mustBody(q, map[string]any{"in": map[string]any{"address": addr}})
+		}
+		return r.load(ctx, s, c, func(w *worker) ([]byte, http.Header) {
+			return bodies[mrand.IntN(len(bodies))], nil
+		}, expectNoErrors)
 	case "create":
 		// {"query":…,"variables":{"in":{"traits":{"email":"bench-create-<run>-c<c>-<worker>-<n>@example.com"}}}}
 		full := string(mustBody(qCreate, map[string]any{"in": map[string]any{"traits": map[string]any{"email": "EMAIL"}}}))
