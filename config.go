@@ -48,6 +48,10 @@ type Config struct {
 	// now, when set, is the services' clock (tests move it forward); no
 	// key sets it.
 	now func() time.Time
+	// manualCodeRequests leaves code requests to the caller of
+	// session.ResolveCodeRequests instead of the background loop (tests
+	// that count a request's queries); no key sets it.
+	manualCodeRequests bool
 }
 
 // SecretsConfig is the server's secrets.

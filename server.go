@@ -242,7 +242,9 @@ type app struct {
 	templates *courier.Courier
 	// delivery is the courier's worker, run by runner unless
 	// courier.worker.enabled is false.
-	delivery     *courier.Worker
+	delivery *courier.Worker
+	// sessions runs the self-service flows, code requests included.
+	sessions     *session.Service
 	adminKeys    []string
 	generatedKey bool
 }
@@ -395,9 +397,12 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	if cfg.Courier.Worker.Enabled {
 		a.runner.Add("courier", delivery.Run)
 	}
+	a.sessions = sessions
 	// Requests for codes are resolved here, off the request path: whether an
 	// address exists is never looked at while the requester waits.
-	a.runner.Add("code-requests", func(ctx context.Context) { sessions.RunCodeRequests(ctx, codeRequestPoll, log) })
+	if !cfg.manualCodeRequests {
+		a.runner.Add("code-requests", func(ctx context.Context) { sessions.RunCodeRequests(ctx, codeRequestPoll, log) })
+	}
 	a.runner.Every("code-prune", throttlePruneInterval, func(ctx context.Context) {
 		if n, err := sessions.PruneCodes(ctx); err != nil {
 			log.Warn("pruning one-time codes failed", "error", err)

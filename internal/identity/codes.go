@@ -85,6 +85,9 @@ func (s *Service) Invite(ctx context.Context, in *model.CreateIdentityInput) (*m
 	if err != nil {
 		return nil, err
 	}
+	if err := s.verifyNew(w, in); err != nil {
+		return nil, err
+	}
 	if len(w.RecoveryAddresses) == 0 {
 		return nil, &model.Error{Code: model.CodeValidationFailed, Path: "/traits",
 			Message: "no trait is a recovery address, so there is nobody to send the invitation to: the schema must mark one (\"ory.sh/kratos\": {\"recovery\": {\"via\": \"email\"}}) and the traits must set it"}

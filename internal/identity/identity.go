@@ -60,6 +60,9 @@ func (s *Service) Create(ctx context.Context, in *model.CreateIdentityInput) (*m
 	if err != nil {
 		return nil, err
 	}
+	if err := s.verifyNew(w, in); err != nil {
+		return nil, err
+	}
 	return s.store.CreateIdentity(ctx, w)
 }
 
@@ -81,16 +84,16 @@ func (s *Service) prepareCreate(ctx context.Context, in *model.CreateIdentityInp
 		ident.State = *in.State
 	}
 	ident.StateChangedAt = &now
-	w, err := s.prepare(ctx, ident, in.Credentials)
-	if err != nil {
-		return nil, err
+	return s.prepare(ctx, ident, in.Credentials)
+}
+
+// verifyNew adds verification codes to a new identity's write when the
+// input asks for them; the identity's id must be final.
+func (s *Service) verifyNew(w *db.IdentityWrite, in *model.CreateIdentityInput) error {
+	if in.SendVerification == nil || !*in.SendVerification {
+		return nil
 	}
-	if in.SendVerification != nil && *in.SendVerification {
-		if err := s.attachVerification(w, every); err != nil {
-			return nil, err
-		}
-	}
-	return w, nil
+	return s.attachVerification(w, every)
 }
 
 // prepare validates ident's traits against its schema (the default one when

@@ -55,6 +55,9 @@ func (s *Service) Import(ctx context.Context, ins []*model.CreateIdentityInput) 
 			// again here, in input order, keep the import's order in
 			// listings (ids sort by creation).
 			w.Identity.ID = uuid.Must(uuid.NewV7())
+			if err := s.verifyNew(w, ins[i]); err != nil {
+				return nil, err
+			}
 			batch = append(batch, w)
 			at = append(at, i)
 		}

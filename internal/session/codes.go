@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -127,10 +128,17 @@ func (s *Service) requestCode(ctx context.Context, purpose, kind, raw string, c 
 // codeRequestBatch is how many requests one transaction resolves.
 const codeRequestBatch = 100
 
-// RunCodeRequests resolves recorded code requests until ctx ends: at once
-// when this process records one, and every poll otherwise (requests
+// RunCodeRequests resolves recorded code requests until ctx ends: soon
+// after this process records one, and every poll otherwise (requests
 // recorded by other processes, or left by a crash). Several processes may
 // run it on one PostgreSQL: each request is resolved once.
+//
+// A wake-up waits a random 20–100ms before resolving. The work done for an
+// address that exists (a code, a message) is more than for one that does
+// not; done the instant a request is answered it would compete with that
+// request's last steps for the CPU and the database and show in its timing.
+// Later, and by a random amount, it lands on nobody's request in
+// particular; the requests that came meanwhile are resolved in one batch.
 func (s *Service) RunCodeRequests(ctx context.Context, poll time.Duration, log *slog.Logger) {
 	t := time.NewTicker(poll)
 	defer t.Stop()
@@ -146,6 +154,11 @@ func (s *Service) RunCodeRequests(ctx context.Context, poll time.Duration, log *
 		case <-ctx.Done():
 			return
 		case <-s.wake:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(20*time.Millisecond + rand.N(80*time.Millisecond)):
+			}
 		case <-t.C:
 		}
 	}
