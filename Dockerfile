@@ -3,8 +3,12 @@
 # identityd container image.
 #
 #   docker build --build-arg VERSION=$(git describe --tags --always) -t identityd .
-#   docker run --rm -p 127.0.0.1:4455:4455 -e ADMIN_API_KEYS=change-me -v identityd-data:/data identityd
+#   docker run --rm -p 127.0.0.1:4455:4455 -e ADMIN_API_KEYS=change-me \
+#     -e SECRETS_DEFAULT=$(openssl rand -hex 32) -v identityd-data:/data identityd
 #
+# Both are required: the server listens on 0.0.0.0 in the container, and
+# there it refuses to start without its admin keys and the secret that keys
+# one-time codes (secrets.default).
 # Without DSN the service uses SQLite in the /data volume; set DSN to a
 # postgres:// URL for PostgreSQL (see docker-compose.yml).
 

@@ -20,6 +20,10 @@ const (
 	dockerignore   = ".dockerignore"
 
 	testAdminKeys = "test-admin-key-1,test-admin-key-2"
+
+	// testSecretsDefault is the SECRETS_DEFAULT loadCompose passes unless
+	// the test sets it itself.
+	testSecretsDefault = "test-secret-default-0123456789"
 )
 
 // loadCompose loads docker-compose.yml from the repository root with
@@ -28,6 +32,9 @@ const (
 // machine running the test).
 func loadCompose(t *testing.T, env ...string) (*types.Project, error) {
 	t.Helper()
+	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "SECRETS_DEFAULT=") }) {
+		env = append(env, "SECRETS_DEFAULT="+testSecretsDefault)
+	}
 	opts, err := cli.NewProjectOptions(
 		[]string{composeFile},
 		cli.WithWorkingDirectory("."),
@@ -297,6 +304,22 @@ func TestComposeRequiresAdminAPIKeys(t *testing.T) {
 				t.Errorf("error %q does not mention ADMIN_API_KEYS", err)
 			}
 		})
+	}
+}
+
+// TestComposeRequiresSecretsDefault: the server listens on 0.0.0.0 in the
+// container, where it refuses to start without secrets.default, so compose
+// says so before anything starts.
+func TestComposeRequiresSecretsDefault(t *testing.T) {
+	for _, env := range [][]string{{"ADMIN_API_KEYS=" + testAdminKeys, "SECRETS_DEFAULT="}} {
+		_, err := loadCompose(t, env...)
+		if err == nil || !strings.Contains(err.Error(), "SECRETS_DEFAULT") {
+			t.Errorf("loading without SECRETS_DEFAULT: %v, want an error naming it", err)
+		}
+	}
+	svc := mustService(t, mustLoadCompose(t, "ADMIN_API_KEYS="+testAdminKeys), "identityd")
+	if got, _ := envValue(svc, "SECRETS_DEFAULT"); got != testSecretsDefault {
+		t.Errorf("SECRETS_DEFAULT = %q, want the value from the environment", got)
 	}
 }
 
