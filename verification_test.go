@@ -9,6 +9,8 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -913,5 +915,135 @@ func TestVerificationMailOverSMTP(t *testing.T) {
 			t.Fatalf("recover with the mailed code: %+v", out)
 		}
 		s.mustLogin(t, "mailed@example.com", pw2)
+	})
+}
+
+func TestSecretsDefault(t *testing.T) {
+	dir := t.TempDir()
+	got, err := resolveSecrets(nil, "127.0.0.1:4455", dir)
+	if err != nil || len(got) != 1 || !strings.HasPrefix(got[0], "idsec_") {
+		t.Fatalf("loopback without a secret: %v %v", got, err)
+	}
+	st, err := os.Stat(filepath.Join(dir, secretFile))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file: %v %v, want mode 0600", st, err)
+	}
+	if again, _ := resolveSecrets(nil, "[::1]:4455", dir); len(again) != 1 || again[0] != got[0] {
+		t.Errorf("the generated secret changed between starts: %v, then %v", got, again)
+	}
+	if _, err := resolveSecrets(nil, "0.0.0.0:4455", dir); err == nil || !strings.Contains(err.Error(), "secrets.default") || !strings.Contains(err.Error(), "SECRETS_DEFAULT") {
+		t.Errorf("non-loopback without a secret: %v, want a refusal naming secrets.default and SECRETS_DEFAULT", err)
+	}
+	if got, _ := resolveSecrets([]string{"new-secret-0123456789", "old-secret-0123456789"}, "0.0.0.0:1", dir); !slices.Equal(got, []string{"new-secret-0123456789", "old-secret-0123456789"}) {
+		t.Errorf("configured secrets not used as they are: %v", got)
+	}
+
+	cfg, err := loadConfig("", func(k string) string {
+		return map[string]string{"SECRETS_DEFAULT": "a-secret-0123456789,b-secret-0123456789"}[k]
+	})
+	if err != nil || !slices.Equal(cfg.Secrets.Default, []string{"a-secret-0123456789", "b-secret-0123456789"}) {
+		t.Errorf("SECRETS_DEFAULT: %v %v", cfg.Secrets.Default, err)
+	}
+	if _, err := loadConfig("", func(k string) string { return map[string]string{"SECRETS_DEFAULT": "short"}[k] }); err == nil || !strings.Contains(err.Error(), "secrets.default[0]") {
+		t.Errorf("a short secret: %v, want an error naming secrets.default[0]", err)
+	}
+}
+
+func TestVerificationConfigKeys(t *testing.T) {
+	cfg := defaultConfig()
+	f := cfg.Selfservice.Flows
+	if f.Verification.Lifespan != Duration(time.Hour) || f.Recovery.Lifespan != Duration(time.Hour) ||
+		f.Invitation.Lifespan != Duration(168*time.Hour) || f.Login.RequireVerifiedAddress ||
+		cfg.Selfservice.Codes.Length != 6 || cfg.Selfservice.Codes.MaxAttempts != 5 {
+		t.Errorf("defaults: %+v %+v", f, cfg.Selfservice.Codes)
+	}
+	env := map[string]string{
+		"SELFSERVICE_FLOWS_VERIFICATION_LIFESPAN":               "30m",
+		"SELFSERVICE_FLOWS_RECOVERY_LIFESPAN":                   "15m",
+		"SELFSERVICE_FLOWS_INVITATION_LIFESPAN":                 "72h",
+		"SELFSERVICE_FLOWS_LOGIN_REQUIRE_VERIFIED_ADDRESS":      "true",
+		"SELFSERVICE_CODES_LENGTH":                              "8",
+		"SELFSERVICE_CODES_MAX_ATTEMPTS":                        "3",
+		"SELFSERVICE_CODES_THROTTLE_FREE_PER_IDENTIFIER":        "7",
+		"SELFSERVICE_CODES_THROTTLE_IDENTIFIER_MAX_DELAY":       "2m",
+		"SELFSERVICE_FLOWS_SETTINGS_PRIVILEGED_SESSION_MAX_AGE": "10m",
+	}
+	cfg, err := loadConfig("", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	f = cfg.Selfservice.Flows
+	if f.Verification.Lifespan != Duration(30*time.Minute) || f.Recovery.Lifespan != Duration(15*time.Minute) ||
+		f.Invitation.Lifespan != Duration(72*time.Hour) || !f.Login.RequireVerifiedAddress ||
+		cfg.Selfservice.Codes.Length != 8 || cfg.Selfservice.Codes.MaxAttempts != 3 ||
+		cfg.Selfservice.Codes.Throttle.FreePerIdentifier != 7 || cfg.Selfservice.Codes.Throttle.IdentifierMaxDelay != Duration(2*time.Minute) {
+		t.Errorf("from env: %+v %+v", f, cfg.Selfservice.Codes)
+	}
+	for key, val := range map[string]string{
+		"SELFSERVICE_CODES_LENGTH":                "4",
+		"SELFSERVICE_CODES_MAX_ATTEMPTS":          "0",
+		"SELFSERVICE_FLOWS_RECOVERY_LIFESPAN":     "1s",
+		"SELFSERVICE_CODES_THROTTLE_WINDOW":       "0s",
+		"SELFSERVICE_FLOWS_INVITATION_LIFESPAN":   "soon",
+		"SELFSERVICE_FLOWS_VERIFICATION_LIFESPAN": "10s",
+	} {
+		want := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(key, "SELFSERVICE_"), "_", "."))
+		_, err := loadConfig("", func(k string) string { return map[string]string{key: val}[k] })
+		if err == nil {
+			t.Errorf("%s=%s accepted", key, val)
+			continue
+		}
+		// The message names the key (its dots may be underscores in a
+		// key's own name, as in max_attempts).
+		if !strings.Contains(strings.ReplaceAll(err.Error(), "_", "."), want) {
+			t.Errorf("%s=%s: %v, want the key named", key, val, err)
+		}
+	}
+}
+
+// TestVerificationSecretRotation: a code made under the old secret still
+// checks once a new one is put first, and no longer once the old one is
+// dropped.
+func TestVerificationSecretRotation(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, dsn string) {
+		const oldSecret, newSecret = "old-secret-0123456789abcdef", "new-secret-0123456789abcdef"
+		with := func(secrets ...string) *testServer {
+			return newTestServer(t, dsn, func(c *Config) { c.Secrets.Default = secrets })
+		}
+		before := with(oldSecret)
+		before.mustRegister(t, "rot1@example.com", pw1)
+		before.mustRegister(t, "rot2@example.com", pw1)
+		code1 := vfCodeIn(t, before.vfMessages(t, "rot1@example.com")[0].Body, false)
+		code2 := vfCodeIn(t, before.vfMessages(t, "rot2@example.com")[0].Body, false)
+
+		rotated := with(newSecret, oldSecret)
+		if out := rotated.vfVerify(t, "rot1@example.com", code1); out.Address == nil {
+			t.Errorf("an old secret's code after rotation: %+v", out)
+		}
+		dropped := with(newSecret)
+		vfWantCode(t, "an old secret's code once it is dropped", dropped.vfVerify(t, "rot2@example.com", code2).UserErrors, "INVALID_CODE@/code")
+	})
+}
+
+// TestVerificationBySMS: a verifiable phone number gets its code as an SMS
+// and is verified in any spelling of the number.
+func TestVerificationBySMS(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, dsn string) {
+		s := newTestServer(t, dsn, func(c *Config) {
+			c.Identity.Schemas = append(c.Identity.Schemas, schemas.Source{ID: "sms", URL: "preset://sms"})
+		})
+		out := s.register(t, map[string]any{"schemaId": "sms", "traits": map[string]any{"phone_number": "+1 415 555 2671"}, "password": pw1})
+		if len(out.UserErrors) > 0 {
+			t.Fatalf("register: %+v", out.UserErrors)
+		}
+		ms := s.vfMessages(t, "+14155552671")
+		if len(ms) != 1 || ms[0].Subject != nil {
+			t.Fatalf("messages to the phone: %+v, want one SMS", ms)
+		}
+		code := vfCodeIn(t, ms[0].Body, false)
+		v := s.vfVerify(t, "+1 (415) 555-2671", code)
+		if v.Address == nil || v.Address.Via != "sms" || v.Address.Value != "+14155552671" || !v.Address.Verified {
+			t.Fatalf("verify the phone: %+v", v)
+		}
 	})
 }
