@@ -16,8 +16,9 @@ import (
 
 // Register creates an identity for self-service sign-up: traits validated
 // against the schema, a password that meets the policy, no metadata (an
-// owner can never set it). Errors point into the register input
-// ("/traits/email", "/password", "/schemaId").
+// owner can never set it). Every verifiable address gets a verification
+// code, queued in the same transaction (see SendCodesWith). Errors point
+// into the register input ("/traits/email", "/password", "/schemaId").
 func (s *Service) Register(ctx context.Context, schemaID *string, traits model.JSON, pw string) (*model.Identity, error) {
 	send := true // every new address gets a verification code
 	ident, err := s.Create(ctx, &model.CreateIdentityInput{
@@ -35,7 +36,9 @@ func (s *Service) Register(ctx context.Context, schemaID *string, traits model.J
 // verifiable or recovery address is refused with REAUTHENTICATION_REQUIRED,
 // one error per trait: those decide who can sign in and recover the
 // account, so an old session, perhaps stolen, must not change them. Other
-// traits may change either way; invalid traits are reported first.
+// traits may change either way; invalid traits are reported first. A
+// verifiable address that is new gets a verification code in the same
+// transaction.
 func (s *Service) UpdateTraits(ctx context.Context, id uuid.UUID, traits model.JSON, privileged bool) (*model.Identity, error) {
 	return s.store.UpdateIdentity(ctx, id, func(cur *model.Identity) (*db.IdentityWrite, error) {
 		next := *cur
