@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"crypto/subtle"
+	"slices"
 	"strings"
 	"time"
 
@@ -338,12 +339,51 @@ type CodeRequest struct {
 	CreatedAt time.Time
 }
 
-// RecordCodeRequest stores a request for a code, whatever the address: the
-// one write a request makes, the same whether or not the address exists, so
-// the answer's timing tells nothing. ResolveCodeRequests does the rest.
-func (db *DB) RecordCodeRequest(ctx context.Context, r *CodeRequest) error {
-	_, err := db.bun.NewInsert().Model(&codeRequestRow{ID: r.ID, Purpose: r.Purpose, Address: r.Address, CreatedAt: r.CreatedAt.UTC()}).Exec(ctx)
-	return wrap(err)
+// RecordCodeRequest charges a request for a code to keys, as
+// ReserveLoginAttempt does (counted over window), and, unless one of them is
+// blocked, stores the request, whatever the address: the one write a
+// request makes, the same whether or not the address exists, so the
+// answer's timing tells nothing (ResolveCodeRequests does the rest). It
+// returns when the blocking key frees up, or the zero time when the request
+// was stored. One statement on PostgreSQL (the reservation and the insert
+// in one round trip and one commit), one write transaction on SQLite.
+func (db *DB) RecordCodeRequest(ctx context.Context, keys []ThrottleKey, window time.Duration, r *CodeRequest) (time.Time, error) {
+	row := &codeRequestRow{ID: r.ID, Purpose: r.Purpose, Address: r.Address, CreatedAt: r.CreatedAt.UTC()}
+	res := newReservation(keys, r.CreatedAt, window)
+	var until int64
+	var err error
+	switch {
+	case db.kind == Postgres && len(keys) > 0:
+		// r is materialised (it calls a volatile function), so the
+		// reservation runs once; the insert runs only when it went through.
+		// The statement's transaction commits without waiting for the WAL
+		// flush (synchronous_commit off, for it alone): one client's
+		// requests all update its address's counter, and a row lock held
+		// through a flush would let through one request per flush. A
+		// database crash may lose the last fraction of a second of
+		// requests and counts: the person asks again. Codes and the
+		// messages that carry them are written by ResolveCodeRequests with
+		// full durability.
+		args := append(res.args(), row.ID, row.Purpose, row.Address, row.CreatedAt)
+		err = db.bun.NewRaw(`WITH r AS (SELECT `+reserveSQL+` AS until, set_config('synchronous_commit', 'off', true)),
+ins AS (INSERT INTO code_requests (id, purpose, address, created_at) SELECT ?::uuid, ?, ?, ?::timestamptz FROM r WHERE r.until = 0)
+SELECT until FROM r`, args...).Scan(ctx, &until)
+	default:
+		err = db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			if len(keys) > 0 && db.kind == SQLite {
+				var err error
+				if until, err = reserveSQLite(ctx, tx, res); err != nil || until != 0 {
+					return err
+				}
+			}
+			_, err := tx.NewInsert().Model(row).Exec(ctx)
+			return err
+		})
+	}
+	if err != nil {
+		return time.Time{}, wrap(err)
+	}
+	return untilTime(until), nil
 }
 
 // CodeTarget is an address a code request names, as stored, with what a
@@ -358,6 +398,8 @@ type CodeTarget struct {
 	State    model.IdentityState
 	SchemaID string
 	Traits   model.JSON
+	// addressID is the address's row.
+	addressID uuid.UUID
 }
 
 // CodeDispatch is what resolving one request sends: codes and the messages
@@ -390,19 +432,44 @@ func (db *DB) ResolveCodeRequests(ctx context.Context, limit int, resolve func(C
 		if len(reqs) == 0 {
 			return nil
 		}
-		var codes []*Code
-		var msgs []*model.CourierMessage
-		ids := make([]uuid.UUID, len(reqs))
-		for i, r := range reqs {
-			ids[i] = r.ID
-			targets, err := codeTargets(ctx, tx, r.Purpose, r.Address)
+		// The addresses of the whole batch are looked up in one query per
+		// purpose.
+		addresses := map[string][]string{}
+		for _, r := range reqs {
+			if !slices.Contains(addresses[r.Purpose], r.Address) {
+				addresses[r.Purpose] = append(addresses[r.Purpose], r.Address)
+			}
+		}
+		targets := map[[2]string][]CodeTarget{} // by purpose and address
+		for purpose, as := range addresses {
+			ts, err := codeTargets(ctx, tx, purpose, as)
 			if err != nil {
 				return err
 			}
-			d := resolve(CodeRequest{ID: r.ID, Purpose: r.Purpose, Address: r.Address, CreatedAt: r.CreatedAt.UTC()}, targets)
-			if d != nil {
-				codes = append(codes, d.Codes...)
-				msgs = append(msgs, d.Messages...)
+			for _, t := range ts {
+				k := [2]string{purpose, t.Address}
+				targets[k] = append(targets[k], t)
+			}
+		}
+		var codes []*Code
+		var msgs []*model.CourierMessage
+		var sent []uuid.UUID // verifiable addresses that got a code
+		ids := make([]uuid.UUID, len(reqs))
+		for i, r := range reqs {
+			ids[i] = r.ID
+			ts := targets[[2]string{r.Purpose, r.Address}]
+			d := resolve(CodeRequest{ID: r.ID, Purpose: r.Purpose, Address: r.Address, CreatedAt: r.CreatedAt.UTC()}, ts)
+			if d == nil {
+				continue
+			}
+			codes = append(codes, d.Codes...)
+			msgs = append(msgs, d.Messages...)
+			for _, c := range d.Codes {
+				for _, t := range ts {
+					if c.Purpose == PurposeVerification && t.IdentityID == c.IdentityID && t.Via == c.Via {
+						sent = append(sent, t.addressID)
+					}
+				}
 			}
 		}
 		if err := insertCodes(ctx, tx, codes); err != nil {
@@ -411,13 +478,10 @@ func (db *DB) ResolveCodeRequests(ctx context.Context, limit int, resolve func(C
 		if err := insertMessages(ctx, tx, msgs); err != nil {
 			return err
 		}
-		for _, c := range codes {
-			if c.Purpose != PurposeVerification {
-				continue
-			}
+		if len(sent) > 0 {
 			if _, err := tx.NewUpdate().Model((*verifiableAddressRow)(nil)).
-				Set("status = ?", model.VerificationSent).Set("updated_at = ?", c.CreatedAt.UTC()).
-				Where("identity_id = ? AND via = ? AND value = ? AND status = ?", c.IdentityID, c.Via, c.Address, model.VerificationPending).
+				Set("status = ?", model.VerificationSent).Set("updated_at = ?", codes[0].CreatedAt.UTC()).
+				Where("id IN (?) AND status = ?", bun.In(sent), model.VerificationPending).
 				Exec(ctx); err != nil {
 				return err
 			}
@@ -431,10 +495,11 @@ func (db *DB) ResolveCodeRequests(ctx context.Context, limit int, resolve func(C
 	return n, wrap(err)
 }
 
-// codeTargets lists the addresses equal to address that a request of
-// purpose may send to, with their identities.
-func codeTargets(ctx context.Context, idb bun.IDB, purpose, address string) ([]CodeTarget, error) {
+// codeTargets lists the addresses equal to one of addresses that a request
+// of purpose may send to, with their identities.
+func codeTargets(ctx context.Context, idb bun.IDB, purpose string, addresses []string) ([]CodeTarget, error) {
 	var rows []struct {
+		ID         uuid.UUID `bun:"id"`
 		IdentityID uuid.UUID `bun:"identity_id"`
 		Via        string    `bun:"via"`
 		Value      string    `bun:"value"`
@@ -443,21 +508,21 @@ func codeTargets(ctx context.Context, idb bun.IDB, purpose, address string) ([]C
 		SchemaID   string    `bun:"schema_id"`
 		Traits     rawJSON   `bun:"traits"`
 	}
-	q := idb.NewSelect().ColumnExpr("a.identity_id, a.via, a.value, i.state, i.schema_id, i.traits")
+	q := idb.NewSelect().ColumnExpr("a.id, a.identity_id, a.via, a.value, i.state, i.schema_id, i.traits")
 	if purpose == PurposeVerification {
 		q = q.TableExpr("identity_verifiable_addresses AS a").ColumnExpr("a.verified")
 	} else {
 		// A recovery code goes out verified or not.
 		q = q.TableExpr("identity_recovery_addresses AS a").ColumnExpr("FALSE AS verified")
 	}
-	err := q.Join("JOIN identities AS i ON i.id = a.identity_id").Where("a.value = ?", address).OrderExpr("a.id").Scan(ctx, &rows)
+	err := q.Join("JOIN identities AS i ON i.id = a.identity_id").Where("a.value IN (?)", bun.In(addresses)).OrderExpr("a.id").Scan(ctx, &rows)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]CodeTarget, len(rows))
 	for i, r := range rows {
 		out[i] = CodeTarget{IdentityID: r.IdentityID, Via: r.Via, Address: r.Value, Verified: r.Verified,
-			State: stateFromDB(r.State), SchemaID: r.SchemaID, Traits: model.JSON(r.Traits)}
+			State: stateFromDB(r.State), SchemaID: r.SchemaID, Traits: model.JSON(r.Traits), addressID: r.ID}
 	}
 	return out, nil
 }

@@ -44,37 +44,63 @@ func (db *DB) ReserveLoginAttempt(ctx context.Context, keys []ThrottleKey, now t
 	if len(keys) == 0 {
 		return time.Time{}, nil
 	}
-	nowMS, windowMS := now.UnixMilli(), window.Milliseconds()
-	hashes := make([][]byte, len(keys))
-	free := make([]int, len(keys))
-	caps := make([]int64, len(keys))
-	for i, k := range keys {
-		hashes[i], free[i], caps[i] = throttleHash(k.Key), k.Free, k.Cap.Milliseconds()
-	}
+	r := newReservation(keys, now, window)
 	var until int64
 	var err error
 	if db.kind == Postgres {
-		err = db.bun.NewRaw("SELECT identityd_throttle_reserve(?::bytea[], ?::integer[], ?::bigint[], ?, ?)",
-			pgdialect.Array(hashes), pgdialect.Array(free), pgdialect.Array(caps), nowMS, windowMS).Scan(ctx, &until)
+		err = db.bun.NewRaw("SELECT "+reserveSQL, r.args()...).Scan(ctx, &until)
 	} else {
-		until, err = reserveSQLite(ctx, db.bun, hashes, free, caps, nowMS, windowMS)
+		err = db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) (err error) {
+			until, err = reserveSQLite(ctx, tx, r)
+			return err
+		})
 	}
 	if err != nil {
 		return time.Time{}, wrap(err)
 	}
-	if until == 0 {
-		return time.Time{}, nil
+	return untilTime(until), nil
+}
+
+// untilTime is a reservation's answer: the zero time when it went through.
+func untilTime(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
 	}
-	return time.UnixMilli(until).UTC(), nil
+	return time.UnixMilli(ms).UTC()
+}
+
+// reservation is ReserveLoginAttempt's arguments as the database takes them.
+type reservation struct {
+	hashes          [][]byte
+	free            []int
+	caps            []int64
+	nowMS, windowMS int64
+}
+
+func newReservation(keys []ThrottleKey, now time.Time, window time.Duration) *reservation {
+	r := &reservation{hashes: make([][]byte, len(keys)), free: make([]int, len(keys)), caps: make([]int64, len(keys)),
+		nowMS: now.UnixMilli(), windowMS: window.Milliseconds()}
+	for i, k := range keys {
+		r.hashes[i], r.free[i], r.caps[i] = throttleHash(k.Key), k.Free, k.Cap.Milliseconds()
+	}
+	return r
+}
+
+// reserveSQL calls identityd_throttle_reserve with args' five arguments.
+const reserveSQL = "identityd_throttle_reserve(?::bytea[], ?::integer[], ?::bigint[], ?, ?)"
+
+func (r *reservation) args() []any {
+	return []any{pgdialect.Array(r.hashes), pgdialect.Array(r.free), pgdialect.Array(r.caps), r.nowMS, r.windowMS}
 }
 
 // reserveSQLite is identityd_throttle_reserve (see the PostgreSQL migration)
-// step by step, in one transaction: SQLite's write transaction takes the
-// database's lock when it begins (_txlock=immediate), so nothing else counts
-// in between.
-func reserveSQLite(ctx context.Context, idb *bun.DB, hashes [][]byte, free []int, caps []int64, nowMS, windowMS int64) (int64, error) {
+// step by step, in the caller's write transaction: SQLite's write
+// transaction takes the database's lock when it begins (_txlock=immediate),
+// so nothing else counts in between.
+func reserveSQLite(ctx context.Context, tx bun.Tx, r *reservation) (int64, error) {
+	hashes, free, caps, nowMS, windowMS := r.hashes, r.free, r.caps, r.nowMS, r.windowMS
 	var until int64
-	err := idb.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := func() error {
 		values := strings.TrimSuffix(strings.Repeat("(?, 0, ?), ", len(hashes)), ", ")
 		args := make([]any, 0, 2*len(hashes))
 		for _, h := range hashes {
@@ -99,7 +125,7 @@ func reserveSQLite(ctx context.Context, idb *bun.DB, hashes [][]byte, free []int
 			}
 		}
 		return nil
-	})
+	}()
 	return until, err
 }
 

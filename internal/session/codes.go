@@ -67,11 +67,14 @@ func (s *Service) codeKeys(kind, address string, c Client) throttleKeys {
 
 // reserveCode charges a code flow attempt to keys.
 func (s *Service) reserveCode(ctx context.Context, keys throttleKeys) error {
-	return s.reserveIn(ctx, keys, s.cfg.Codes.Throttle.Window, func(secs int) string {
-		return fmt.Sprintf("too many codes asked for or tried: try again in %d second%s. They are counted per address "+
-			"and per client address; past a few, each further one doubles the wait, and attempts refused meanwhile "+
-			"do not count", secs, plural(secs))
-	})
+	return s.reserveIn(ctx, keys, s.cfg.Codes.Throttle.Window, sayCodeWait)
+}
+
+// sayCodeWait explains a refused request or check of a code.
+func sayCodeWait(secs int) string {
+	return fmt.Sprintf("too many codes asked for or tried: try again in %d second%s. They are counted per address "+
+		"and per client address; past a few, each further one doubles the wait, and attempts refused meanwhile "+
+		"do not count", secs, plural(secs))
 }
 
 // canonicalAddress is an address as typed in its stored form: an email
@@ -94,8 +97,9 @@ func canonicalAddress(raw string) (string, error) {
 
 // RequestVerificationCode asks for a verification code to address, and
 // RequestRecoveryCode for a recovery code. Both do the same work whatever
-// the address: check its form, charge the throttle, record the request
-// (one insert) and wake the loop that resolves requests (RunCodeRequests).
+// the address: check its form, charge the throttle and record the request
+// (one statement on PostgreSQL), and wake the loop that resolves requests
+// (RunCodeRequests).
 // Whether the address belongs to anyone is only looked at there, off the
 // request path, so neither the answer nor its timing can tell.
 func (s *Service) RequestVerificationCode(ctx context.Context, address string, c Client) error {
@@ -112,10 +116,13 @@ func (s *Service) requestCode(ctx context.Context, purpose, kind, raw string, c 
 	if err != nil {
 		return err
 	}
-	if err := s.reserveCode(ctx, s.codeKeys(kind, address, c)); err != nil {
-		return err
+	now := s.clock()
+	until, err := s.store.RecordCodeRequest(ctx, s.codeKeys(kind, address, c).all(), s.cfg.Codes.Throttle.Window,
+		&db.CodeRequest{ID: uuid.Must(uuid.NewV7()), Purpose: purpose, Address: address, CreatedAt: now})
+	if err != nil {
+		return fmt.Errorf("record a code request: %w", err)
 	}
-	if err := s.store.RecordCodeRequest(ctx, &db.CodeRequest{ID: uuid.Must(uuid.NewV7()), Purpose: purpose, Address: address, CreatedAt: s.clock()}); err != nil {
+	if err := tooMany(until, now, sayCodeWait); err != nil {
 		return err
 	}
 	select {

@@ -145,6 +145,12 @@ func (s *Service) reserveIn(ctx context.Context, keys throttleKeys, window time.
 	if err != nil {
 		return fmt.Errorf("throttle: %w", err)
 	}
+	return tooMany(until, now, say)
+}
+
+// tooMany is the refusal of an attempt blocked until until (none for the
+// zero time), with the message say gives for the wait in seconds.
+func tooMany(until, now time.Time, say func(secs int) string) error {
 	if until.IsZero() {
 		return nil
 	}
