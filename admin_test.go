@@ -1279,6 +1279,8 @@ func adminOperations() []adminOperation {
 		{"Mutation.revokeSession", `mutation($id: UUID!) { revokeSession(id: $id) { userErrors { code } } }`, randomID, false},
 		{"Mutation.revokeIdentitySessions", `mutation($id: UUID!) { revokeIdentitySessions(identityId: $id) { revoked userErrors { code } } }`, idVars, false},
 		{"Mutation.extendSession", `mutation($id: UUID!) { extendSession(id: $id) { session { id } userErrors { code } } }`, randomID, false},
+		{"Query.courierMessages", `{ courierMessages { edges { node { id body } } } }`, none, false},
+		{"Query.courierMessage", `query($id: UUID!) { courierMessage(id: $id) { id body } }`, randomID, false},
 		{"Mutation.inviteIdentity", `mutation { inviteIdentity(input: {traits: {email: "authz-invite@example.com"}}) { identity { id } userErrors { code } } }`, none, true},
 		{"Mutation.createRecoveryCode", `mutation($id: UUID!) { createRecoveryCode(identityId: $id) { expiresAt userErrors { message } } }`, idVars, true},
 		{"Mutation.deleteIdentity", `mutation($id: UUID!) { deleteIdentity(id: $id) { deletedId userErrors { code } } }`, idVars, true},
