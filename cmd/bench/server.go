@@ -135,9 +135,12 @@ func redact(dsn string) string {
 // key and argon2 parameters.
 func serverEnv(o *options, adminKey, dsn string) []string {
 	own := map[string]string{
-		"DSN":                        dsn,
-		"SERVE_ADDRESS":              "127.0.0.1:0",
-		"ADMIN_API_KEYS":             adminKey,
+		"DSN":            dsn,
+		"SERVE_ADDRESS":  "127.0.0.1:0",
+		"ADMIN_API_KEYS": adminKey,
+		// Its own secret for one-time codes, so the server does not make
+		// one and keep it in a data folder under the working directory.
+		"SECRETS_DEFAULT":            "bench_secret_" + randomHex(16),
 		"HASHERS_ARGON2_MEMORY_KIB":  strconv.FormatUint(uint64(o.argon2.Memory), 10),
 		"HASHERS_ARGON2_ITERATIONS":  strconv.FormatUint(uint64(o.argon2.Iterations), 10),
 		"HASHERS_ARGON2_PARALLELISM": strconv.FormatUint(uint64(o.argon2.Parallelism), 10),
