@@ -410,7 +410,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 			log.Debug("pruned one-time codes", "deleted", n)
 		}
 	})
-	a.runner.Start(context.WithoutCancel(ctx))
+	a.runner.Start(db.BackgroundContext(context.WithoutCancel(ctx)))
 	if cfg.Serve.AdminAddress == "" {
 		a.handler = mux(graph.NewAuth(sessions.FromToken, authCfg))
 	} else {
@@ -512,7 +512,7 @@ func cmdCourier(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	fmt.Fprint(stdout, courierBanner(cfg, delivery))
 	runner := worker.New(log)
 	runner.Add("courier", delivery.Run)
-	runner.Start(context.WithoutCancel(ctx))
+	runner.Start(db.BackgroundContext(context.WithoutCancel(ctx)))
 	<-ctx.Done()
 	log.Info("courier watch: stopping")
 	runner.Stop()

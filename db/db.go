@@ -46,6 +46,13 @@ type DB struct {
 	cache     *sessionCache
 	stopCache func()
 
+	// counter and failures serve CountQueries and RecordFailedQueries.
+	// They are installed when the DB opens, because bun's hook list may
+	// not change while queries run (background loops run from the start),
+	// and cost an atomic load per query while off.
+	counter  *queryCounter
+	failures *failedQueries
+
 	stmtMu            sync.Mutex
 	activeSessionStmt atomic.Pointer[sql.Stmt]
 	// stmts are the prepared statements of the identity reads (stmt.go).
@@ -105,6 +112,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	db.installTestHooks()
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := db.Ping(pctx); err != nil {

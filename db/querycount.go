@@ -19,30 +19,39 @@ type queryCounter struct {
 }
 
 func (c *queryCounter) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context {
-	if c.counting.Load() {
+	if c.counting.Load() && ctx.Value(backgroundKey{}) == nil {
 		c.n.Add(1)
 	}
 	return ctx
 }
 
-func (c *queryCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
+type backgroundKey struct{}
 
-// queryCounters holds each DB's counter, so that db.go needs no field for a
-// test hook.
-var queryCounters sync.Map // *DB → *queryCounter
+// BackgroundContext marks ctx as a background loop's (the courier, the code
+// requests, pruning): CountQueries leaves its queries out, since they run
+// on their own clock, not as part of the operation a test counts.
+func BackgroundContext(ctx context.Context) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, true)
+}
+
+// installTestHooks installs the hooks of CountQueries and
+// RecordFailedQueries, off until they are called.
+func (db *DB) installTestHooks() {
+	db.counter, db.failures = &queryCounter{}, &failedQueries{}
+	db.bun.AddQueryHook(db.counter)
+	db.bun.AddQueryHook(db.failures)
+}
+
+func (c *queryCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
 
 // CountQueries starts counting the queries db runs, on every connection, and
 // returns stop, which ends the count and returns it. It is for tests that
 // check how many queries an operation costs (a page of 250 identities must
 // cost what a page of 1 does). Counts do not overlap: a second CountQueries
-// waits until the first one's stop. The first call installs the hook, which
-// is not safe while queries run: call it before the database is in use.
+// waits until the first one's stop. Queries of background loops (see
+// BackgroundContext) are not counted.
 func (db *DB) CountQueries() (stop func() int) {
-	v, loaded := queryCounters.LoadOrStore(db, &queryCounter{})
-	c := v.(*queryCounter)
-	if !loaded {
-		db.bun.AddQueryHook(c)
-	}
+	c := db.counter
 	c.on.Lock()
 	c.n.Store(0)
 	c.counting.Store(true)
@@ -61,10 +70,8 @@ func (db *DB) CountQueries() (stop func() int) {
 // counted counts a query run outside bun (a prepared statement), if a
 // CountQueries is running.
 func (db *DB) counted() {
-	if v, ok := queryCounters.Load(db); ok {
-		if c := v.(*queryCounter); c.counting.Load() {
-			c.n.Add(1)
-		}
+	if db.counter.counting.Load() {
+		db.counter.n.Add(1)
 	}
 }
 
@@ -91,20 +98,13 @@ func (f *failedQueries) AfterQuery(_ context.Context, e *bun.QueryEvent) {
 	}
 }
 
-var failureRecorders sync.Map // *DB → *failedQueries
-
 // RecordFailedQueries starts keeping the SQL text of every query db runs
 // that fails, as the database receives it (bun writes values inline), and
 // returns stop, which ends the recording and returns the texts. PostgreSQL
 // logs the text of a failed statement, so tests use it to check that no
-// failure a user can cause carries a secret. Like CountQueries, the first
-// call installs the hook: call it before the database is in use.
+// failure a user can cause carries a secret.
 func (db *DB) RecordFailedQueries() (stop func() []string) {
-	v, loaded := failureRecorders.LoadOrStore(db, &failedQueries{})
-	f := v.(*failedQueries)
-	if !loaded {
-		db.bun.AddQueryHook(f)
-	}
+	f := db.failures
 	f.mu.Lock()
 	f.on, f.texts = true, nil
 	f.mu.Unlock()
