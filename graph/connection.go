@@ -24,6 +24,24 @@ func selectedPageExtras(ctx context.Context, connection string) model.PageExtras
 
 // pageInfo is the Relay page information of a page whose edges have the
 // cursors first and last (empty: no edges).
+// connectionParts builds what every Relay connection of ours shares from a
+// page: one edge per item, its cursor made from the item's id, the page info
+// and the bounded total count.
+func connectionParts[T, E any](p *model.Page[T], id func(T) uuid.UUID, edge func(cursor string, node T) E) (edges []E, info *model.PageInfo, total *int, exact *bool) {
+	edges = make([]E, len(p.Items))
+	var first, last string
+	for i, item := range p.Items {
+		c := model.EncodeCursor(id(item))
+		if i == 0 {
+			first = c
+		}
+		last = c
+		edges[i] = edge(c, item)
+	}
+	total, exact = totalCount(p)
+	return edges, pageInfo(p, first, last), total, exact
+}
+
 func pageInfo[T any](p *model.Page[T], first, last string) *model.PageInfo {
 	info := &model.PageInfo{HasNextPage: p.HasNext, HasPreviousPage: p.HasPrevious}
 	if len(p.Items) > 0 {

@@ -1,6 +1,8 @@
 package graph
 
 import (
+	"github.com/google/uuid"
+
 	"github.com/identityd/identityd/internal/session"
 	"github.com/identityd/identityd/model"
 	"github.com/identityd/identityd/schemas"
@@ -25,31 +27,19 @@ func identityPayload(ident *model.Identity, err error) (*model.IdentityPayload, 
 
 // identityConnection is a page of identities as a Relay connection.
 func identityConnection(p *model.Page[*model.Identity]) *model.IdentityConnection {
-	conn := &model.IdentityConnection{Edges: make([]*model.IdentityEdge, len(p.Items))}
-	for i, ident := range p.Items {
-		conn.Edges[i] = &model.IdentityEdge{Cursor: model.EncodeCursor(ident.ID), Node: ident}
-	}
-	var first, last string
-	if n := len(conn.Edges); n > 0 {
-		first, last = conn.Edges[0].Cursor, conn.Edges[n-1].Cursor
-	}
-	conn.PageInfo = pageInfo(p, first, last)
-	conn.TotalCount, conn.IsTotalCountExact = totalCount(p)
+	conn := &model.IdentityConnection{}
+	conn.Edges, conn.PageInfo, conn.TotalCount, conn.IsTotalCountExact = connectionParts(p,
+		func(i *model.Identity) uuid.UUID { return i.ID },
+		func(c string, i *model.Identity) *model.IdentityEdge { return &model.IdentityEdge{Cursor: c, Node: i} })
 	return conn
 }
 
 // sessionConnection is a page of sessions as a Relay connection.
 func sessionConnection(p *model.Page[*model.Session]) *model.SessionConnection {
-	conn := &model.SessionConnection{Edges: make([]*model.SessionEdge, len(p.Items))}
-	for i, s := range p.Items {
-		conn.Edges[i] = &model.SessionEdge{Cursor: model.EncodeCursor(s.ID), Node: s}
-	}
-	var first, last string
-	if n := len(conn.Edges); n > 0 {
-		first, last = conn.Edges[0].Cursor, conn.Edges[n-1].Cursor
-	}
-	conn.PageInfo = pageInfo(p, first, last)
-	conn.TotalCount, conn.IsTotalCountExact = totalCount(p)
+	conn := &model.SessionConnection{}
+	conn.Edges, conn.PageInfo, conn.TotalCount, conn.IsTotalCountExact = connectionParts(p,
+		func(s *model.Session) uuid.UUID { return s.ID },
+		func(c string, s *model.Session) *model.SessionEdge { return &model.SessionEdge{Cursor: c, Node: s} })
 	return conn
 }
 

@@ -1,20 +1,20 @@
 package graph
 
-import "github.com/identityd/identityd/model"
+import (
+	"github.com/google/uuid"
+
+	"github.com/identityd/identityd/model"
+)
 
 // courierMessageConnection is a page of courier messages as a Relay
 // connection.
 func courierMessageConnection(p *model.Page[*model.CourierMessage]) *model.CourierMessageConnection {
-	conn := &model.CourierMessageConnection{Edges: make([]*model.CourierMessageEdge, len(p.Items))}
-	for i, m := range p.Items {
-		conn.Edges[i] = &model.CourierMessageEdge{Cursor: model.EncodeCursor(m.ID), Node: m}
-	}
-	var first, last string
-	if n := len(conn.Edges); n > 0 {
-		first, last = conn.Edges[0].Cursor, conn.Edges[n-1].Cursor
-	}
-	conn.PageInfo = pageInfo(p, first, last)
-	conn.TotalCount, conn.IsTotalCountExact = totalCount(p)
+	conn := &model.CourierMessageConnection{}
+	conn.Edges, conn.PageInfo, conn.TotalCount, conn.IsTotalCountExact = connectionParts(p,
+		func(m *model.CourierMessage) uuid.UUID { return m.ID },
+		func(c string, m *model.CourierMessage) *model.CourierMessageEdge {
+			return &model.CourierMessageEdge{Cursor: c, Node: m}
+		})
 	return conn
 }
 
