@@ -100,3 +100,25 @@ func TestSQLiteFolderIsNotCreatedDeep(t *testing.T) {
 		t.Fatalf("a missing last level: exit %d, %q", code, errOut.String())
 	}
 }
+
+// TestSQLiteFileIsPrivate: the database holds password hashes, so a new
+// SQLite file (and its WAL) is readable by its owner only.
+func TestSQLiteFileIsPrivate(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "data", "x.db")
+	var out, errOut strings.Builder
+	if code := run(context.Background(), []string{"migrate", "up"}, &out, &errOut, envOf(map[string]string{"DSN": "sqlite://" + file})); code != 0 {
+		t.Fatalf("migrate up: %s", errOut.String())
+	}
+	for _, f := range []string{file, file + "-wal"} {
+		st, err := os.Stat(f)
+		if err != nil {
+			if f != file && os.IsNotExist(err) {
+				continue // checkpointed away on close
+			}
+			t.Fatal(err)
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v, want none for group and others", filepath.Base(f), st.Mode().Perm())
+		}
+	}
+}

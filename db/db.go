@@ -172,6 +172,13 @@ func openSQLite(file string) (*DB, error) {
 		if err := MakeDataDir(filepath.Dir(file)); err != nil {
 			return nil, err
 		}
+		// The file holds password hashes: readable by its owner only.
+		// SQLite gives its -wal and -shm files the database file's mode.
+		f, err := os.OpenFile(file, os.O_RDONLY|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("dsn: %w", err)
+		}
+		_ = f.Close()
 		dsn = "file:" + file + "?" + params.Encode()
 	}
 	sqldb, err := sql.Open(sqliteshim.ShimName, dsn)
