@@ -39,6 +39,16 @@ func EncodeCursor(id uuid.UUID) string {
 	return base64.RawURLEncoding.EncodeToString(id[:])
 }
 
+// PageArgs reads a connection's first and after arguments: the page size
+// (PageSize) and the keyset cursor (DecodeCursor).
+func PageArgs(first *int, after *string) (limit int, cursor uuid.UUID, err error) {
+	if limit, err = PageSize(first); err != nil {
+		return 0, uuid.Nil, err
+	}
+	cursor, err = DecodeCursor(after)
+	return limit, cursor, err
+}
+
 // DecodeCursor reads an after cursor; nil or empty is the start (uuid.Nil).
 func DecodeCursor(after *string) (uuid.UUID, error) {
 	if after == nil || *after == "" {

@@ -21,11 +21,7 @@ func NewOutbox(store *db.DB) *Outbox { return &Outbox{store: store} }
 
 // List is a keyset page of messages, newest first, that f matches.
 func (o *Outbox) List(ctx context.Context, first *int, after *string, f *model.CourierMessageFilter, extras model.PageExtras) (*model.Page[*model.CourierMessage], error) {
-	limit, err := model.PageSize(first)
-	if err != nil {
-		return nil, err
-	}
-	cursor, err := model.DecodeCursor(after)
+	limit, cursor, err := model.PageArgs(first, after)
 	if err != nil {
 		return nil, err
 	}
@@ -43,17 +39,11 @@ func (o *Outbox) List(ctx context.Context, first *int, after *string, f *model.C
 		return nil, err
 	}
 	page := &model.Page[*model.CourierMessage]{Items: items, HasNext: more}
-	if extras.HasPrevious {
-		if page.HasPrevious, err = o.store.MessagesBefore(ctx, filter, cursor); err != nil {
-			return nil, err
-		}
-	}
-	if extras.TotalCount {
-		n, err := o.store.CountMessages(ctx, filter, model.TotalCountLimit+1)
-		if err != nil {
-			return nil, err
-		}
-		page.Total = model.NewTotalCount(n)
+	err = page.AddExtras(extras,
+		func() (bool, error) { return o.store.MessagesBefore(ctx, filter, cursor) },
+		func(limit int) (int, error) { return o.store.CountMessages(ctx, filter, limit) })
+	if err != nil {
+		return nil, err
 	}
 	return page, nil
 }

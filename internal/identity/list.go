@@ -18,11 +18,7 @@ import (
 // on demand, one identity at a time: name every relation the answer shows),
 // and the extras asked for, each a query of its own.
 func (s *Service) List(ctx context.Context, first *int, after *string, f *model.IdentityFilter, rels model.Relations, extras model.PageExtras) (*model.Page[*model.Identity], error) {
-	limit, err := model.PageSize(first)
-	if err != nil {
-		return nil, err
-	}
-	cursor, err := model.DecodeCursor(after)
+	limit, cursor, err := model.PageArgs(first, after)
 	if err != nil {
 		return nil, err
 	}

@@ -256,11 +256,7 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (*model.Session, error)
 // Active in the filter means what Sessions' activeOnly does: not revoked and
 // not expired now.
 func (s *Service) List(ctx context.Context, first *int, after *string, f *model.SessionFilter, extras model.PageExtras) (*model.Page[*model.Session], error) {
-	limit, err := model.PageSize(first)
-	if err != nil {
-		return nil, err
-	}
-	cursor, err := model.DecodeCursor(after)
+	limit, cursor, err := model.PageArgs(first, after)
 	if err != nil {
 		return nil, err
 	}
