@@ -22,6 +22,7 @@ import (
 	"github.com/identityd/identityd/db"
 	"github.com/identityd/identityd/internal/code"
 	"github.com/identityd/identityd/internal/courier"
+	"github.com/identityd/identityd/internal/mfa"
 	"github.com/identityd/identityd/internal/password"
 	"github.com/identityd/identityd/internal/session"
 	"github.com/identityd/identityd/schemas"
@@ -63,6 +64,11 @@ type SecretsConfig struct {
 	// a loopback address makes one and keeps it in the data folder; on any
 	// other address it refuses to start.
 	Default []string `yaml:"default"`
+	// Cipher encrypts second-factor secrets at rest (TOTP keys), at least
+	// 32 characters each, as Kratos requires. The first encrypts, every one
+	// decrypts, so a key is rotated by putting a new one first: keys are
+	// sealed again with it as they are used. None: secrets.default is used.
+	Cipher []string `yaml:"cipher"`
 }
 
 // CourierConfig is the courier: the SMTP server, the HTTP channels (SMS),
@@ -158,8 +164,32 @@ type GraphQLLimits struct {
 // SelfserviceConfig is the self-service flows, under Kratos's key names.
 type SelfserviceConfig struct {
 	Flows FlowsConfig `yaml:"flows"`
+	// Methods switches the ways of signing in on and off, under Kratos's
+	// key names.
+	Methods MethodsConfig `yaml:"methods"`
 	// Codes is the one-time codes of verification and recovery.
 	Codes CodesConfig `yaml:"codes"`
+}
+
+// MethodsConfig is the sign-in methods beyond passwords.
+type MethodsConfig struct {
+	TOTP         TOTPMethodConfig `yaml:"totp"`
+	LookupSecret MethodConfig     `yaml:"lookup_secret"`
+}
+
+// MethodConfig switches a method on or off. Switched off, it cannot be set
+// up; second factors set up before keep working (nobody is locked out).
+type MethodConfig struct {
+	Enabled bool `yaml:"enabled"`
+}
+
+// TOTPMethodConfig is authenticator apps (TOTP) as a second factor.
+type TOTPMethodConfig struct {
+	Enabled bool `yaml:"enabled"`
+	Config  struct {
+		// Issuer names this service in authenticator apps.
+		Issuer string `yaml:"issuer"`
+	} `yaml:"config"`
 }
 
 // CodesConfig is the one-time codes sent by email or SMS (verification,
@@ -290,6 +320,15 @@ type AdminConfig struct {
 type SessionConfig struct {
 	Lifespan Duration     `yaml:"lifespan"`
 	Cookie   CookieConfig `yaml:"cookie"`
+	Whoami   WhoamiConfig `yaml:"whoami"`
+}
+
+// WhoamiConfig is what a session must have done to count.
+type WhoamiConfig struct {
+	// RequiredAAL is highest_available (a session of an identity with a
+	// second factor must have used it: SESSION_AAL2_REQUIRED until then) or
+	// aal1 (one factor is enough). Kratos's key and default.
+	RequiredAAL string `yaml:"required_aal"`
 }
 
 // CookieConfig is the browser session cookie.
@@ -368,7 +407,7 @@ func defaultConfig() Config {
 			MaxFragments:      100,
 			CPUBudget:         Duration(100 * time.Millisecond),
 		}},
-		Selfservice: SelfserviceConfig{Flows: FlowsConfig{
+		Selfservice: SelfserviceConfig{Methods: defaultMethods(), Flows: FlowsConfig{
 			Login: LoginFlowConfig{Throttle: ThrottleConfig{
 				FreePerAddress:     20,
 				FreePerIdentifier:  5,
@@ -398,6 +437,7 @@ func defaultConfig() Config {
 		Session: SessionConfig{
 			Lifespan: Duration(24 * time.Hour),
 			Cookie:   CookieConfig{Name: "identityd_session", Secure: "auto", SameSite: "lax"},
+			Whoami:   WhoamiConfig{RequiredAAL: requiredAALHighest},
 		},
 		Hashers: HashersConfig{
 			Argon2:        Argon2Config{MemoryKiB: defaultArgon2.Memory, Iterations: defaultArgon2.Iterations, Parallelism: defaultArgon2.Parallelism},
@@ -409,6 +449,20 @@ func defaultConfig() Config {
 			Worker:         CourierWorkerConfig{Enabled: true, PullCount: 100, PullWait: Duration(time.Second), RetryBackoff: Duration(30 * time.Second)},
 		},
 	}
+}
+
+// Values of session.whoami.required_aal.
+const (
+	requiredAALHighest = "highest_available"
+	requiredAAL1       = "aal1"
+)
+
+// defaultMethods switches on the second factors: they need no outside
+// service, and nobody has one until they set it up.
+func defaultMethods() MethodsConfig {
+	m := MethodsConfig{TOTP: TOTPMethodConfig{Enabled: true}, LookupSecret: MethodConfig{Enabled: true}}
+	m.TOTP.Config.Issuer = "identityd"
+	return m
 }
 
 // loadConfig reads the YAML file at path (none when empty), then applies the
@@ -706,6 +760,22 @@ func (c Config) validate() error {
 		if len(k) < code.MinSecretBytes {
 			return fmt.Errorf("config: secrets.default[%d]: too short (at least %d characters)", i, code.MinSecretBytes)
 		}
+	}
+	for i, k := range c.Secrets.Cipher {
+		if len(k) < mfa.MinCipherSecretBytes {
+			return fmt.Errorf("config: secrets.cipher[%d]: too short (at least %d characters)", i, mfa.MinCipherSecretBytes)
+		}
+	}
+	switch c.Session.Whoami.RequiredAAL {
+	case requiredAALHighest, requiredAAL1:
+	default:
+		return fmt.Errorf("config: session.whoami.required_aal: %q; must be %s or %s", c.Session.Whoami.RequiredAAL, requiredAALHighest, requiredAAL1)
+	}
+	if c.Selfservice.Methods.TOTP.Enabled && strings.TrimSpace(c.Selfservice.Methods.TOTP.Config.Issuer) == "" {
+		return fmt.Errorf("config: selfservice.methods.totp.config.issuer: must not be empty (authenticator apps show it)")
+	}
+	if strings.Contains(c.Selfservice.Methods.TOTP.Config.Issuer, ":") {
+		return fmt.Errorf("config: selfservice.methods.totp.config.issuer: must not contain a colon (otpauth URLs separate issuer and account with one)")
 	}
 	for i, k := range c.Admin.APIKeys {
 		if len(k) < 16 {

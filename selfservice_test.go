@@ -177,13 +177,30 @@ type identityOut struct {
 	VerifiableAddresses []struct{ ID, Value, Via string }
 }
 
+// authMethodOut is one AuthenticationMethod of a session.
+type authMethodOut struct {
+	Method      string
+	AAL         string
+	CompletedAt time.Time
+}
+
+// methodNames lists the methods of a session, oldest first, as "METHOD/AAL".
+func methodNames(ms []authMethodOut) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Method + "/" + m.AAL
+	}
+	return out
+}
+
 type sessionOut struct {
 	ID                    string
 	Active                bool
 	IssuedAt              time.Time
 	ExpiresAt             time.Time
 	AuthenticatedAt       time.Time
-	AuthenticationMethods []string
+	AAL                   string
+	AuthenticationMethods []authMethodOut
 	IPAddress             *string
 	UserAgent             *string
 	Identity              *identityOut
@@ -202,7 +219,7 @@ type identityPayloadOut struct {
 }
 
 const (
-	sessionFields = `id active issuedAt expiresAt authenticatedAt authenticationMethods ipAddress userAgent identity { id schemaId state traits metadataPublic verifiableAddresses { id value via } }`
+	sessionFields = `id active issuedAt expiresAt authenticatedAt aal authenticationMethods { method aal completedAt } ipAddress userAgent identity { id schemaId state traits metadataPublic verifiableAddresses { id value via } }`
 	authFields    = `session { ` + sessionFields + ` } sessionToken csrfToken userErrors { code message path }`
 	identFields   = `identity { id schemaId state traits metadataPublic verifiableAddresses { id value via } } userErrors { code message path }`
 
@@ -388,7 +405,7 @@ func TestSelfServiceRegister(t *testing.T) {
 				if !bytes.Equal(gotTraits, wantTraits) {
 					t.Errorf("traits %s, want %s", gotTraits, wantTraits)
 				}
-				if !slices.Equal(sess.AuthenticationMethods, []string{"password"}) || !sess.ExpiresAt.After(sess.IssuedAt) {
+				if !slices.Equal(methodNames(sess.AuthenticationMethods), []string{"PASSWORD/AAL1"}) || sess.AAL != "AAL1" || !sess.ExpiresAt.After(sess.IssuedAt) {
 					t.Errorf("session %+v: want password method and expiry after issue", sess)
 				}
 				me := s.whoami(t, *got.SessionToken)
@@ -1452,7 +1469,7 @@ func TestSelfServiceNoSecretsInResponses(t *testing.T) {
 			what, token, query string
 			vars               map[string]any
 		}{
-			{"whoami", a, `{ whoami { id active issuedAt expiresAt authenticatedAt authenticationMethods ipAddress userAgent ` + own + ` } }`, nil},
+			{"whoami", a, `{ whoami { id active issuedAt expiresAt authenticatedAt aal authenticationMethods { method aal completedAt } ipAddress userAgent ` + own + ` } }`, nil},
 			{"mySessions", a, `{ mySessions { id ` + own + ` } }`, nil},
 			{"updateMyTraits", a, `mutation { updateMyTraits(traits: {email: "tour@example.com"}) { ` + own + ` userErrors { code } } }`, nil},
 			{"changeMyPassword", a, `mutation { changeMyPassword(input: {currentPassword: "` + pw1 + `", newPassword: "` + pw2 + `", revokeOtherSessions: false}) { ` + own + ` userErrors { code } } }`, nil},
@@ -1484,7 +1501,7 @@ func TestSelfServiceWhoamiIsOneQuery(t *testing.T) {
 		token, _ := s.mustRegister(t, "counted@example.com", pw1)
 		for _, q := range []string{
 			`{ whoami { id identity { id traits } } }`,
-			`{ whoami { id active expiresAt authenticationMethods identity { id schemaId state traits metadataPublic } } }`,
+			`{ whoami { id active expiresAt aal authenticationMethods { method aal } identity { id schemaId state traits metadataPublic } } }`,
 		} {
 			stop := s.app.store.CountQueries()
 			r := s.gql(t, token, q, nil)

@@ -35,6 +35,7 @@ import (
 	"github.com/identityd/identityd/graph"
 	"github.com/identityd/identityd/internal/code"
 	"github.com/identityd/identityd/internal/courier"
+	"github.com/identityd/identityd/internal/mfa"
 	"github.com/identityd/identityd/internal/identity"
 	"github.com/identityd/identityd/internal/password"
 	"github.com/identityd/identityd/internal/playground"
@@ -275,6 +276,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: secrets.default: %w", err)
 	}
+	secondFactors, err := newSecondFactorSecrets(cfg.Secrets, secrets)
+	if err != nil {
+		return nil, err
+	}
 	// Every template is parsed now, so a broken override stops the start
 	// with its file named instead of failing the first registration.
 	templates, err := courier.New(courier.WithTemplateOverrides(cfg.Courier.TemplateOverridePath))
@@ -302,6 +307,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	identities := identity.New(store, registry, hasher, password.DefaultPolicy(), now)
 	identities.SendCodesWith(identity.Mail{Codes: codes, Courier: templates,
 		VerificationLifespan: time.Duration(flows.Verification.Lifespan), InvitationLifespan: time.Duration(flows.Invitation.Lifespan)})
+	methods := cfg.Selfservice.Methods
+	identities.SecondFactorsWith(secondFactors, methods.TOTP.Config.Issuer)
 	sessions := session.New(store, identities, codes, templates, session.Config{
 		Lifespan:               time.Duration(cfg.Session.Lifespan),
 		PrivilegedFor:          time.Duration(flows.Settings.PrivilegedSessionMaxAge),
@@ -312,11 +319,17 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 			RecoveryLifespan:     time.Duration(flows.Recovery.Lifespan),
 			Throttle:             cfg.Selfservice.Codes.Throttle.session(),
 		},
+		MFA: session.MFAConfig{
+			TOTPEnabled: methods.TOTP.Enabled, TOTPIssuer: methods.TOTP.Config.Issuer,
+			LookupEnabled: methods.LookupSecret.Enabled, Secrets: secondFactors,
+		},
 	}, now, rand.Reader)
 	resolver := &graph.Resolver{Schemas: registry, IdentityService: identities, Sessions: sessions, Outbox: courier.NewOutbox(store)}
+	requireAAL2 := cfg.Session.Whoami.RequiredAAL == requiredAALHighest
 	l := cfg.GraphQL.Limits
 	gql := graph.NewHandler(resolver, graph.HandlerConfig{
 		Introspection: cfg.Serve.Introspection,
+		RequireAAL2:   requireAAL2,
 		Limits: graph.Limits{
 			MaxBodyBytes: l.MaxBodyBytes, AdminMaxBodyBytes: l.AdminMaxBodyBytes,
 			MaxTokens: l.MaxTokens, AdminMaxTokens: l.AdminMaxTokens,
@@ -408,6 +421,11 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 			log.Warn("pruning one-time codes failed", "error", err)
 		} else if n > 0 {
 			log.Debug("pruned one-time codes", "deleted", n)
+		}
+		if n, err := sessions.PruneTOTPSetups(ctx); err != nil {
+			log.Warn("pruning expired TOTP setups failed", "error", err)
+		} else if n > 0 {
+			log.Debug("pruned expired TOTP setups", "deleted", n)
 		}
 	})
 	a.runner.Start(db.BackgroundContext(context.WithoutCancel(ctx)))
@@ -696,4 +714,24 @@ func cmdHealthcheck(ctx context.Context, args []string, stdout io.Writer) error 
 		return fmt.Errorf("%s answered %s", *url, resp.Status)
 	}
 	return nil
+}
+
+// newSecondFactorSecrets makes the keys second factors are kept with: the
+// cipher of TOTP keys from secrets.cipher (secrets.default when there is
+// none, so a server works out of the box), and the hash of lookup secrets
+// from secrets.default, as one-time codes are.
+func newSecondFactorSecrets(cfg SecretsConfig, defaults []string) (*mfa.Secrets, error) {
+	keys, min, key := cfg.Cipher, mfa.MinCipherSecretBytes, "secrets.cipher"
+	if len(keys) == 0 {
+		keys, min, key = defaults, code.MinSecretBytes, "secrets.default"
+	}
+	cipher, err := mfa.NewCipher(keys, min, rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", key, err)
+	}
+	lookup, err := mfa.NewLookupHasher(defaults)
+	if err != nil {
+		return nil, fmt.Errorf("config: secrets.default: %w", err)
+	}
+	return &mfa.Secrets{Cipher: cipher, Lookup: lookup}, nil
 }

@@ -45,6 +45,9 @@ func credentialConfigs(w *IdentityWrite) (types []string, configs map[string]raw
 		b, _ := json.Marshal(map[string]any{"providers": w.OIDC})
 		need(CredentialOIDC, b)
 	}
+	for _, f := range w.SecondFactors {
+		need(f.Type, f.Config)
+	}
 	return types, configs
 }
 
@@ -60,6 +63,9 @@ func rowsFor(w *IdentityWrite) *newIdentityRows {
 	id := w.Identity.ID
 	now := w.Identity.UpdatedAt.UTC()
 	out := &newIdentityRows{identity: newIdentityRow(w.Identity)}
+	if len(w.SecondFactors) > 0 {
+		out.identity.AvailableAAL = AAL2
+	}
 	types, configs := credentialConfigs(w)
 	credIDs := map[string]*credentialRow{}
 	for _, typ := range types {

@@ -28,6 +28,20 @@ func isUniqueViolation(err error) bool {
 	return false
 }
 
+// isForeignKeyViolation reports whether err is a foreign-key violation on
+// either engine (a row of an identity deleted meanwhile).
+func isForeignKeyViolation(err error) bool {
+	var pgErr pgdriver.Error
+	if errors.As(err, &pgErr) {
+		return pgErr.Field('C') == "23503"
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		return sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+	}
+	return false
+}
+
 // notFound maps "no rows" to a NOT_FOUND model error and passes others on.
 func notFound(err error, what string) error {
 	if errors.Is(err, sql.ErrNoRows) {

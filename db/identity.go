@@ -17,6 +17,9 @@ import (
 const (
 	CredentialPassword = "password"
 	CredentialOIDC     = "oidc"
+	// CredentialTOTP and CredentialLookupSecret are the second factors.
+	CredentialTOTP         = "totp"
+	CredentialLookupSecret = "lookup_secret"
 )
 
 // IdentityWrite is everything stored for one identity, worked out by the
@@ -31,7 +34,11 @@ type IdentityWrite struct {
 	// Password replaces the password hash when not nil.
 	Password *PasswordSecret
 	// OIDC replaces the OIDC providers when not nil.
-	OIDC                []OIDCProvider
+	OIDC []OIDCProvider
+	// SecondFactors replace those credentials (an import's TOTP key or
+	// lookup secrets), their configs made by the service (the key sealed,
+	// the codes hashed); the identity's available_aal follows.
+	SecondFactors       []SecondFactor
 	VerifiableAddresses []Address
 	RecoveryAddresses   []Address
 	// EndSessions ends every session of the identity in the same
@@ -79,6 +86,7 @@ type identityRow struct {
 	Traits         rawJSON    `bun:"traits"`
 	MetadataPublic rawJSON    `bun:"metadata_public"`
 	MetadataAdmin  rawJSON    `bun:"metadata_admin"`
+	AvailableAAL   string     `bun:"available_aal"`
 	CreatedAt      time.Time  `bun:"created_at"`
 	UpdatedAt      time.Time  `bun:"updated_at"`
 }
@@ -156,6 +164,7 @@ func newIdentityRow(i *model.Identity) *identityRow {
 		Traits:         rawJSON(i.Traits),
 		MetadataPublic: nullJSON(i.MetadataPublic),
 		MetadataAdmin:  nullJSON(i.MetadataAdmin),
+		AvailableAAL:   aalToDB(i.AvailableAAL),
 		CreatedAt:      i.CreatedAt.UTC(),
 		UpdatedAt:      i.UpdatedAt.UTC(),
 	}
@@ -170,6 +179,7 @@ func (r *identityRow) model() *model.Identity {
 		Traits:              model.JSON(r.Traits),
 		MetadataPublic:      model.JSON(r.MetadataPublic),
 		MetadataAdmin:       model.JSON(r.MetadataAdmin),
+		AvailableAAL:        aalFromDB(r.AvailableAAL),
 		CreatedAt:           r.CreatedAt.UTC(),
 		UpdatedAt:           r.UpdatedAt.UTC(),
 		Credentials:         []*model.Credential{},
@@ -259,6 +269,12 @@ func (db *DB) UpdateIdentity(ctx context.Context, id uuid.UUID, change func(cur 
 		}
 		if stored, err = updateRelations(ctx, tx, w, stored); err != nil {
 			return err
+		}
+		next.AvailableAAL = row.AvailableAAL
+		if len(w.SecondFactors) > 0 {
+			if next.AvailableAAL, err = refreshAvailableAAL(ctx, tx, id); err != nil {
+				return err
+			}
 		}
 		if err := insertOutbox(ctx, tx, []*IdentityWrite{w}); err != nil {
 			return err
@@ -421,8 +437,10 @@ func updateRelations(ctx context.Context, idb bun.IDB, w *IdentityWrite, cur *st
 			kept := *c
 			kept.identifiers = identifiers[typ]
 			if cfg != nil {
+				// The version moves with every new secret: a second factor's
+				// use is a compare-and-set on it (UseSecondFactor).
 				if _, err := idb.NewUpdate().Model((*credentialRow)(nil)).
-					Set("config = ?", cfg).Set("updated_at = ?", now).
+					Set("config = ?", cfg).Set("version = version + 1").Set("updated_at = ?", now).
 					Where("id = ?", c.id).Exec(ctx); err != nil {
 					return nil, err
 				}
@@ -547,13 +565,40 @@ func syncAddresses[R any](ctx context.Context, idb bun.IDB, cur []R, want []Addr
 	return append(out, rows...), nil
 }
 
+// credentialType is the GraphQL name of a stored credential type (or
+// authentication method). Kratos's recovery method "code_recovery", which
+// sessions made before MFA stored, reads as CODE.
 func credentialType(t string) model.CredentialType {
 	switch t {
-	case "lookup_secret":
+	case CredentialLookupSecret:
 		return model.CredentialTypeLookupSecret
+	case "code_recovery":
+		return model.CredentialTypeCode
 	default:
 		return model.CredentialType(strings.ToUpper(t))
 	}
+}
+
+// credentialTypeToDB is the stored name of a credential type, as Kratos
+// names them ("password", "lookup_secret").
+func credentialTypeToDB(t model.CredentialType) string {
+	return strings.ToLower(string(t))
+}
+
+// aalToDB and aalFromDB translate the GraphQL enum to Kratos's words
+// ("aal1", "aal2"); anything but AAL2 is AAL1.
+func aalToDB(a model.AuthenticatorAssuranceLevel) string {
+	if a == model.AuthenticatorAssuranceLevelAal2 {
+		return AAL2
+	}
+	return AAL1
+}
+
+func aalFromDB(s string) model.AuthenticatorAssuranceLevel {
+	if s == AAL2 {
+		return model.AuthenticatorAssuranceLevelAal2
+	}
+	return model.AuthenticatorAssuranceLevelAal1
 }
 
 // explainWriteError turns a unique violation into IDENTIFIER_TAKEN errors

@@ -24,6 +24,7 @@ type sessionRow struct {
 	ExpiresAt             time.Time `bun:"expires_at"`
 	AuthenticatedAt       time.Time `bun:"authenticated_at"`
 	AuthenticationMethods rawJSON   `bun:"authentication_methods"`
+	AAL                   string    `bun:"aal"`
 	IPAddress             string    `bun:"ip_address,nullzero"`
 	UserAgent             string    `bun:"user_agent,nullzero"`
 	CreatedAt             time.Time `bun:"created_at"`
@@ -35,19 +36,57 @@ type sessionRow struct {
 type NewSession struct {
 	Session   *model.Session
 	TokenHash []byte
-	Methods   []string
 	IPAddress string
 	UserAgent string
 }
 
 func (r *sessionRow) model() *model.Session {
-	var methods []string
-	_ = json.Unmarshal(r.AuthenticationMethods, &methods)
 	return &model.Session{
 		ID: r.ID, IdentityID: r.IdentityID, Active: r.Active,
 		IssuedAt: r.IssuedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(), AuthenticatedAt: r.AuthenticatedAt.UTC(),
-		AuthenticationMethods: methods, IPAddress: r.IPAddress, UserAgent: r.UserAgent,
+		AAL:                   aalFromDB(r.AAL),
+		AuthenticationMethods: methodsFromDB(r.AuthenticationMethods, r.AuthenticatedAt.UTC()),
+		IPAddress:             r.IPAddress, UserAgent: r.UserAgent,
 	}
+}
+
+// storedMethod is an authentication method as Kratos stores it in a
+// session's authentication_methods.
+type storedMethod struct {
+	Method      string    `json:"method"`
+	AAL         string    `json:"aal"`
+	CompletedAt time.Time `json:"completed_at"`
+}
+
+// methodsToDB is the stored form of a session's methods.
+func methodsToDB(ms []*model.AuthenticationMethod) rawJSON {
+	out := make([]storedMethod, len(ms))
+	for i, m := range ms {
+		out[i] = storedMethod{Method: credentialTypeToDB(m.Method), AAL: aalToDB(m.AAL), CompletedAt: m.CompletedAt.UTC()}
+	}
+	b, _ := json.Marshal(out)
+	return b
+}
+
+// methodsFromDB reads a session's methods. Sessions made before MFA stored
+// bare names (["password"], ["code_recovery"]): those read as one AAL1
+// step completed when the session signed in.
+func methodsFromDB(raw rawJSON, authenticatedAt time.Time) []*model.AuthenticationMethod {
+	var objs []storedMethod
+	if json.Unmarshal(raw, &objs) == nil {
+		out := make([]*model.AuthenticationMethod, len(objs))
+		for i, m := range objs {
+			out[i] = &model.AuthenticationMethod{Method: credentialType(m.Method), AAL: aalFromDB(m.AAL), CompletedAt: m.CompletedAt.UTC()}
+		}
+		return out
+	}
+	var names []string
+	_ = json.Unmarshal(raw, &names)
+	out := make([]*model.AuthenticationMethod, len(names))
+	for i, n := range names {
+		out[i] = &model.AuthenticationMethod{Method: credentialType(n), AAL: model.AuthenticatorAssuranceLevelAal1, CompletedAt: authenticatedAt}
+	}
+	return out
 }
 
 // CreateSession stores a new session.
@@ -58,12 +97,11 @@ func (db *DB) CreateSession(ctx context.Context, s *NewSession) error {
 // insertSession stores a new session inside the caller's transaction (a
 // recovery signs in in the same transaction as it uses its code up).
 func insertSession(ctx context.Context, idb bun.IDB, s *NewSession) error {
-	methods, _ := json.Marshal(s.Methods)
 	now := s.Session.IssuedAt.UTC()
 	row := &sessionRow{
 		ID: s.Session.ID, TokenHash: s.TokenHash, IdentityID: s.Session.IdentityID, Active: true,
 		IssuedAt: now, ExpiresAt: s.Session.ExpiresAt.UTC(), AuthenticatedAt: s.Session.AuthenticatedAt.UTC(),
-		AuthenticationMethods: methods, IPAddress: s.IPAddress, UserAgent: s.UserAgent, CreatedAt: now, UpdatedAt: now,
+		AuthenticationMethods: methodsToDB(s.Session.AuthenticationMethods), AAL: aalToDB(s.Session.AAL), IPAddress: s.IPAddress, UserAgent: s.UserAgent, CreatedAt: now, UpdatedAt: now,
 	}
 	_, err := idb.NewInsert().Model(row).Exec(ctx)
 	return err
@@ -135,10 +173,10 @@ func errUnauthenticated() error {
 
 // activeSessionSQL reads a session by its token hash, with its identity.
 const activeSessionSQL = `SELECT s.id, s.token_hash, s.identity_id, s.active, s.issued_at, s.expires_at,
-	s.authenticated_at, s.authentication_methods, s.ip_address, s.user_agent, s.created_at, s.updated_at,
+	s.authenticated_at, s.authentication_methods, s.aal, s.ip_address, s.user_agent, s.created_at, s.updated_at,
 	i.id AS i_id, i.schema_id AS i_schema_id, i.state AS i_state, i.state_changed_at AS i_state_changed_at,
 	i.traits AS i_traits, i.metadata_public AS i_metadata_public, i.metadata_admin AS i_metadata_admin,
-	i.created_at AS i_created_at, i.updated_at AS i_updated_at
+	i.available_aal AS i_available_aal, i.created_at AS i_created_at, i.updated_at AS i_updated_at
 FROM sessions AS s JOIN identities AS i ON i.id = s.identity_id
 WHERE s.token_hash = `
 

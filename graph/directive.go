@@ -9,6 +9,33 @@ import (
 	"github.com/identityd/identityd/model"
 )
 
+// finishesSignIn are the session fields a session may use before it has
+// used its identity's second factor: the one that finishes signing in, and
+// the one that gives up.
+var finishesSignIn = map[string]bool{"loginSecondFactor": true, "logout": true}
+
+// accessDirective is access, and, when requireAAL2, the refusal
+// (SESSION_AAL2_REQUIRED) of a session that has not used its identity's
+// second factor on every session field but finishesSignIn. The session
+// read already knows both levels (the identity's row carries its
+// available_aal), so the check costs no query.
+func accessDirective(requireAAL2 bool) func(context.Context, any, graphql.Resolver, model.Access) (any, error) {
+	if !requireAAL2 {
+		return access
+	}
+	return func(ctx context.Context, obj any, next graphql.Resolver, requires model.Access) (any, error) {
+		if requires == model.AccessSession {
+			if sess, err := model.CallerFromContext(ctx).Session(); err == nil && sess.NeedsAAL2() {
+				if fc := graphql.GetFieldContext(ctx); fc == nil || !finishesSignIn[fc.Field.Name] {
+					return nil, &model.Error{Code: model.CodeSessionAAL2Required,
+						Message: "this account has a second factor and this session has not used it yet: finish signing in with loginSecondFactor (or logout)"}
+				}
+			}
+		}
+		return access(ctx, obj, next, requires)
+	}
+}
+
 // access enforces @access on every field that carries it. It never returns a
 // silent nil: a refused field fails with UNAUTHENTICATED (no valid caller) or
 // FORBIDDEN (a valid caller without the right), so gqlgen nulls that field and

@@ -93,7 +93,8 @@ func payloadErrors(err error) ([]*model.UserError, error) {
 	out := make([]*model.UserError, 0, len(errs))
 	for _, e := range errs {
 		switch e.Code {
-		case model.CodeUnauthenticated, model.CodeForbidden, model.CodeInternal, model.CodeUnavailable, model.CodeBadUserInput, model.CodeTooManyAttempts:
+		case model.CodeUnauthenticated, model.CodeForbidden, model.CodeInternal, model.CodeUnavailable, model.CodeBadUserInput, model.CodeTooManyAttempts,
+			model.CodeSessionAAL2Required:
 			return nil, err
 		}
 		ue := &model.UserError{Code: string(e.Code), Message: e.Message}

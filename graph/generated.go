@@ -50,6 +50,12 @@ type ComplexityRoot struct {
 		UserErrors   func(childComplexity int) int
 	}
 
+	AuthenticationMethod struct {
+		AAL         func(childComplexity int) int
+		CompletedAt func(childComplexity int) int
+		Method      func(childComplexity int) int
+	}
+
 	CourierMessage struct {
 		Body         func(childComplexity int) int
 		CreatedAt    func(childComplexity int) int
@@ -90,6 +96,7 @@ type ComplexityRoot struct {
 	}
 
 	Identity struct {
+		AvailableAAL        func(childComplexity int) int
 		CreatedAt           func(childComplexity int) int
 		Credentials         func(childComplexity int) int
 		ID                  func(childComplexity int) int
@@ -97,6 +104,7 @@ type ComplexityRoot struct {
 		MetadataPublic      func(childComplexity int) int
 		RecoveryAddresses   func(childComplexity int) int
 		SchemaID            func(childComplexity int) int
+		SecondFactors       func(childComplexity int) int
 		State               func(childComplexity int) int
 		StateChangedAt      func(childComplexity int) int
 		Traits              func(childComplexity int) int
@@ -140,28 +148,40 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	LookupSecretsPayload struct {
+		Codes      func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
 	Mutation struct {
-		ChangeMyPassword        func(childComplexity int, input model.ChangePasswordInput) int
-		CreateIdentity          func(childComplexity int, input model.CreateIdentityInput) int
-		CreateRecoveryCode      func(childComplexity int, identityID uuid.UUID, expiresIn *string) int
-		DeleteIdentity          func(childComplexity int, id uuid.UUID) int
-		ExtendSession           func(childComplexity int, id uuid.UUID) int
-		ImportIdentities        func(childComplexity int, input []*model.CreateIdentityInput) int
-		InviteIdentity          func(childComplexity int, input model.CreateIdentityInput) int
-		Login                   func(childComplexity int, input model.LoginInput) int
-		Logout                  func(childComplexity int) int
-		PatchIdentity           func(childComplexity int, id uuid.UUID, patch []*model.JSONPatchOperation) int
-		RecoverAccount          func(childComplexity int, input model.RecoverAccountInput) int
-		Register                func(childComplexity int, input model.RegisterInput) int
-		RequestRecoveryCode     func(childComplexity int, input model.RequestCodeInput) int
-		RequestVerificationCode func(childComplexity int, input model.RequestCodeInput) int
-		RevokeIdentitySessions  func(childComplexity int, identityID uuid.UUID) int
-		RevokeMyOtherSessions   func(childComplexity int) int
-		RevokeMySession         func(childComplexity int, id uuid.UUID) int
-		RevokeSession           func(childComplexity int, id uuid.UUID) int
-		UpdateIdentity          func(childComplexity int, id uuid.UUID, input model.UpdateIdentityInput) int
-		UpdateMyTraits          func(childComplexity int, traits model.JSON) int
-		VerifyAddress           func(childComplexity int, input model.VerifyAddressInput) int
+		ChangeMyPassword         func(childComplexity int, input model.ChangePasswordInput) int
+		ConfirmTotp              func(childComplexity int, code string) int
+		CreateIdentity           func(childComplexity int, input model.CreateIdentityInput) int
+		CreateRecoveryCode       func(childComplexity int, identityID uuid.UUID, expiresIn *string) int
+		DeleteIdentity           func(childComplexity int, id uuid.UUID) int
+		DeleteIdentityCredential func(childComplexity int, identityID uuid.UUID, typeArg model.CredentialType) int
+		ExtendSession            func(childComplexity int, id uuid.UUID) int
+		GenerateLookupSecrets    func(childComplexity int) int
+		ImportIdentities         func(childComplexity int, input []*model.CreateIdentityInput) int
+		InviteIdentity           func(childComplexity int, input model.CreateIdentityInput) int
+		Login                    func(childComplexity int, input model.LoginInput) int
+		LoginSecondFactor        func(childComplexity int, input model.LoginSecondFactorInput) int
+		Logout                   func(childComplexity int) int
+		PatchIdentity            func(childComplexity int, id uuid.UUID, patch []*model.JSONPatchOperation) int
+		RecoverAccount           func(childComplexity int, input model.RecoverAccountInput) int
+		Register                 func(childComplexity int, input model.RegisterInput) int
+		RemoveLookupSecrets      func(childComplexity int) int
+		RemoveTotp               func(childComplexity int) int
+		RequestRecoveryCode      func(childComplexity int, input model.RequestCodeInput) int
+		RequestVerificationCode  func(childComplexity int, input model.RequestCodeInput) int
+		RevokeIdentitySessions   func(childComplexity int, identityID uuid.UUID) int
+		RevokeMyOtherSessions    func(childComplexity int) int
+		RevokeMySession          func(childComplexity int, id uuid.UUID) int
+		RevokeSession            func(childComplexity int, id uuid.UUID) int
+		SetupTotp                func(childComplexity int) int
+		UpdateIdentity           func(childComplexity int, id uuid.UUID, input model.UpdateIdentityInput) int
+		UpdateMyTraits           func(childComplexity int, traits model.JSON) int
+		VerifyAddress            func(childComplexity int, input model.VerifyAddressInput) int
 	}
 
 	PageInfo struct {
@@ -206,7 +226,15 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	SecondFactors struct {
+		LookupSecretsGeneratedAt func(childComplexity int) int
+		LookupSecretsRemaining   func(childComplexity int) int
+		Totp                     func(childComplexity int) int
+		TotpSetUpAt              func(childComplexity int) int
+	}
+
 	Session struct {
+		AAL                   func(childComplexity int) int
 		Active                func(childComplexity int) int
 		AuthenticatedAt       func(childComplexity int) int
 		AuthenticationMethods func(childComplexity int) int
@@ -232,6 +260,13 @@ type ComplexityRoot struct {
 
 	SessionPayload struct {
 		Session    func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	TotpSetupPayload struct {
+		QRCodePng  func(childComplexity int) int
+		Secret     func(childComplexity int) int
+		URI        func(childComplexity int) int
 		UserErrors func(childComplexity int) int
 	}
 
@@ -272,6 +307,8 @@ type CourierMessageResolver interface {
 }
 type IdentityResolver interface {
 	Credentials(ctx context.Context, obj *model.Identity) ([]*model.Credential, error)
+
+	SecondFactors(ctx context.Context, obj *model.Identity) (*model.SecondFactors, error)
 	VerifiableAddresses(ctx context.Context, obj *model.Identity) ([]*model.VerifiableAddress, error)
 	RecoveryAddresses(ctx context.Context, obj *model.Identity) ([]*model.RecoveryAddress, error)
 }
@@ -283,6 +320,13 @@ type MutationResolver interface {
 	ImportIdentities(ctx context.Context, input []*model.CreateIdentityInput) (*model.ImportIdentitiesPayload, error)
 	CreateRecoveryCode(ctx context.Context, identityID uuid.UUID, expiresIn *string) (*model.RecoveryCodePayload, error)
 	InviteIdentity(ctx context.Context, input model.CreateIdentityInput) (*model.IdentityPayload, error)
+	LoginSecondFactor(ctx context.Context, input model.LoginSecondFactorInput) (*model.AuthPayload, error)
+	SetupTotp(ctx context.Context) (*model.TotpSetupPayload, error)
+	ConfirmTotp(ctx context.Context, code string) (*model.IdentityPayload, error)
+	RemoveTotp(ctx context.Context) (*model.IdentityPayload, error)
+	GenerateLookupSecrets(ctx context.Context) (*model.LookupSecretsPayload, error)
+	RemoveLookupSecrets(ctx context.Context) (*model.IdentityPayload, error)
+	DeleteIdentityCredential(ctx context.Context, identityID uuid.UUID, typeArg model.CredentialType) (*model.IdentityPayload, error)
 	Register(ctx context.Context, input model.RegisterInput) (*model.AuthPayload, error)
 	Login(ctx context.Context, input model.LoginInput) (*model.AuthPayload, error)
 	Logout(ctx context.Context) (*model.LogoutPayload, error)
@@ -357,6 +401,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuthPayload.UserErrors(childComplexity), true
+
+	case "AuthenticationMethod.aal":
+		if e.ComplexityRoot.AuthenticationMethod.AAL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuthenticationMethod.AAL(childComplexity), true
+	case "AuthenticationMethod.completedAt":
+		if e.ComplexityRoot.AuthenticationMethod.CompletedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuthenticationMethod.CompletedAt(childComplexity), true
+	case "AuthenticationMethod.method":
+		if e.ComplexityRoot.AuthenticationMethod.Method == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuthenticationMethod.Method(childComplexity), true
 
 	case "CourierMessage.body":
 		if e.ComplexityRoot.CourierMessage.Body == nil {
@@ -507,6 +570,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeleteIdentityPayload.UserErrors(childComplexity), true
 
+	case "Identity.availableAal":
+		if e.ComplexityRoot.Identity.AvailableAAL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Identity.AvailableAAL(childComplexity), true
 	case "Identity.createdAt":
 		if e.ComplexityRoot.Identity.CreatedAt == nil {
 			break
@@ -549,6 +618,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Identity.SchemaID(childComplexity), true
+	case "Identity.secondFactors":
+		if e.ComplexityRoot.Identity.SecondFactors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Identity.SecondFactors(childComplexity), true
 	case "Identity.state":
 		if e.ComplexityRoot.Identity.State == nil {
 			break
@@ -677,6 +752,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.LogoutPayload.UserErrors(childComplexity), true
 
+	case "LookupSecretsPayload.codes":
+		if e.ComplexityRoot.LookupSecretsPayload.Codes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LookupSecretsPayload.Codes(childComplexity), true
+	case "LookupSecretsPayload.userErrors":
+		if e.ComplexityRoot.LookupSecretsPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LookupSecretsPayload.UserErrors(childComplexity), true
+
 	case "Mutation.changeMyPassword":
 		if e.ComplexityRoot.Mutation.ChangeMyPassword == nil {
 			break
@@ -688,6 +776,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ChangeMyPassword(childComplexity, args["input"].(model.ChangePasswordInput)), true
+	case "Mutation.confirmTotp":
+		if e.ComplexityRoot.Mutation.ConfirmTotp == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_confirmTotp_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConfirmTotp(childComplexity, args["code"].(string)), true
 	case "Mutation.createIdentity":
 		if e.ComplexityRoot.Mutation.CreateIdentity == nil {
 			break
@@ -721,6 +820,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteIdentity(childComplexity, args["id"].(uuid.UUID)), true
+	case "Mutation.deleteIdentityCredential":
+		if e.ComplexityRoot.Mutation.DeleteIdentityCredential == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteIdentityCredential_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteIdentityCredential(childComplexity, args["identityId"].(uuid.UUID), args["type"].(model.CredentialType)), true
 	case "Mutation.extendSession":
 		if e.ComplexityRoot.Mutation.ExtendSession == nil {
 			break
@@ -732,6 +842,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ExtendSession(childComplexity, args["id"].(uuid.UUID)), true
+	case "Mutation.generateLookupSecrets":
+		if e.ComplexityRoot.Mutation.GenerateLookupSecrets == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.GenerateLookupSecrets(childComplexity), true
 	case "Mutation.importIdentities":
 		if e.ComplexityRoot.Mutation.ImportIdentities == nil {
 			break
@@ -765,6 +881,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Login(childComplexity, args["input"].(model.LoginInput)), true
+	case "Mutation.loginSecondFactor":
+		if e.ComplexityRoot.Mutation.LoginSecondFactor == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_loginSecondFactor_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.LoginSecondFactor(childComplexity, args["input"].(model.LoginSecondFactorInput)), true
 	case "Mutation.logout":
 		if e.ComplexityRoot.Mutation.Logout == nil {
 			break
@@ -804,6 +931,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Register(childComplexity, args["input"].(model.RegisterInput)), true
+	case "Mutation.removeLookupSecrets":
+		if e.ComplexityRoot.Mutation.RemoveLookupSecrets == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.RemoveLookupSecrets(childComplexity), true
+	case "Mutation.removeTotp":
+		if e.ComplexityRoot.Mutation.RemoveTotp == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.RemoveTotp(childComplexity), true
 	case "Mutation.requestRecoveryCode":
 		if e.ComplexityRoot.Mutation.RequestRecoveryCode == nil {
 			break
@@ -865,6 +1004,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RevokeSession(childComplexity, args["id"].(uuid.UUID)), true
+	case "Mutation.setupTotp":
+		if e.ComplexityRoot.Mutation.SetupTotp == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.SetupTotp(childComplexity), true
 	case "Mutation.updateIdentity":
 		if e.ComplexityRoot.Mutation.UpdateIdentity == nil {
 			break
@@ -1090,6 +1235,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RevokeSessionsPayload.UserErrors(childComplexity), true
 
+	case "SecondFactors.lookupSecretsGeneratedAt":
+		if e.ComplexityRoot.SecondFactors.LookupSecretsGeneratedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecondFactors.LookupSecretsGeneratedAt(childComplexity), true
+	case "SecondFactors.lookupSecretsRemaining":
+		if e.ComplexityRoot.SecondFactors.LookupSecretsRemaining == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecondFactors.LookupSecretsRemaining(childComplexity), true
+	case "SecondFactors.totp":
+		if e.ComplexityRoot.SecondFactors.Totp == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecondFactors.Totp(childComplexity), true
+	case "SecondFactors.totpSetUpAt":
+		if e.ComplexityRoot.SecondFactors.TotpSetUpAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecondFactors.TotpSetUpAt(childComplexity), true
+
+	case "Session.aal":
+		if e.ComplexityRoot.Session.AAL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.AAL(childComplexity), true
 	case "Session.active":
 		if e.ComplexityRoot.Session.Active == nil {
 			break
@@ -1196,6 +1372,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SessionPayload.UserErrors(childComplexity), true
 
+	case "TotpSetupPayload.qrCodePng":
+		if e.ComplexityRoot.TotpSetupPayload.QRCodePng == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TotpSetupPayload.QRCodePng(childComplexity), true
+	case "TotpSetupPayload.secret":
+		if e.ComplexityRoot.TotpSetupPayload.Secret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TotpSetupPayload.Secret(childComplexity), true
+	case "TotpSetupPayload.uri":
+		if e.ComplexityRoot.TotpSetupPayload.URI == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TotpSetupPayload.URI(childComplexity), true
+	case "TotpSetupPayload.userErrors":
+		if e.ComplexityRoot.TotpSetupPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TotpSetupPayload.UserErrors(childComplexity), true
+
 	case "UserError.code":
 		if e.ComplexityRoot.UserError.Code == nil {
 			break
@@ -1280,6 +1481,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputIdentityFilter,
 		ec.unmarshalInputJSONPatchOperation,
 		ec.unmarshalInputLoginInput,
+		ec.unmarshalInputLoginSecondFactorInput,
+		ec.unmarshalInputLookupSecretCredentialInput,
 		ec.unmarshalInputOIDCCredentialInput,
 		ec.unmarshalInputOIDCProviderInput,
 		ec.unmarshalInputPasswordCredentialInput,
@@ -1287,6 +1490,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputRegisterInput,
 		ec.unmarshalInputRequestCodeInput,
 		ec.unmarshalInputSessionFilter,
+		ec.unmarshalInputTotpCredentialInput,
 		ec.unmarshalInputUpdateIdentityInput,
 		ec.unmarshalInputVerifyAddressInput,
 	)
@@ -1363,7 +1567,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "admin.graphqls" "courier.graphqls" "identity.graphqls" "schema.graphqls" "selfservice.graphqls" "session.graphqls"
+//go:embed "admin.graphqls" "courier.graphqls" "identity.graphqls" "mfa.graphqls" "schema.graphqls" "selfservice.graphqls" "session.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1378,6 +1582,7 @@ var sources = []*ast.Source{
 	{Name: "admin.graphqls", Input: sourceData("admin.graphqls"), BuiltIn: false},
 	{Name: "courier.graphqls", Input: sourceData("courier.graphqls"), BuiltIn: false},
 	{Name: "identity.graphqls", Input: sourceData("identity.graphqls"), BuiltIn: false},
+	{Name: "mfa.graphqls", Input: sourceData("mfa.graphqls"), BuiltIn: false},
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
 	{Name: "selfservice.graphqls", Input: sourceData("selfservice.graphqls"), BuiltIn: false},
 	{Name: "session.graphqls", Input: sourceData("session.graphqls"), BuiltIn: false},
@@ -1400,6 +1605,18 @@ func (ec *executionContext) childFields_AuthPayload(ctx context.Context, field g
 		return ec.fieldContext_AuthPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuthPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_AuthenticationMethod(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "method":
+		return ec.fieldContext_AuthenticationMethod_method(ctx, field)
+	case "aal":
+		return ec.fieldContext_AuthenticationMethod_aal(ctx, field)
+	case "completedAt":
+		return ec.fieldContext_AuthenticationMethod_completedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuthenticationMethod", field.Name)
 }
 
 func (ec *executionContext) childFields_CourierMessage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1498,6 +1715,10 @@ func (ec *executionContext) childFields_Identity(ctx context.Context, field grap
 		return ec.fieldContext_Identity_metadataAdmin(ctx, field)
 	case "credentials":
 		return ec.fieldContext_Identity_credentials(ctx, field)
+	case "availableAal":
+		return ec.fieldContext_Identity_availableAal(ctx, field)
+	case "secondFactors":
+		return ec.fieldContext_Identity_secondFactors(ctx, field)
 	case "verifiableAddresses":
 		return ec.fieldContext_Identity_verifiableAddresses(ctx, field)
 	case "recoveryAddresses":
@@ -1582,6 +1803,16 @@ func (ec *executionContext) childFields_LogoutPayload(ctx context.Context, field
 	return nil, fmt.Errorf("no field named %q was found under type LogoutPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_LookupSecretsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "codes":
+		return ec.fieldContext_LookupSecretsPayload_codes(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_LookupSecretsPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LookupSecretsPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "hasNextPage":
@@ -1638,6 +1869,20 @@ func (ec *executionContext) childFields_RevokeSessionsPayload(ctx context.Contex
 	return nil, fmt.Errorf("no field named %q was found under type RevokeSessionsPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_SecondFactors(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "totp":
+		return ec.fieldContext_SecondFactors_totp(ctx, field)
+	case "totpSetUpAt":
+		return ec.fieldContext_SecondFactors_totpSetUpAt(ctx, field)
+	case "lookupSecretsRemaining":
+		return ec.fieldContext_SecondFactors_lookupSecretsRemaining(ctx, field)
+	case "lookupSecretsGeneratedAt":
+		return ec.fieldContext_SecondFactors_lookupSecretsGeneratedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SecondFactors", field.Name)
+}
+
 func (ec *executionContext) childFields_Session(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -1650,6 +1895,8 @@ func (ec *executionContext) childFields_Session(ctx context.Context, field graph
 		return ec.fieldContext_Session_expiresAt(ctx, field)
 	case "authenticatedAt":
 		return ec.fieldContext_Session_authenticatedAt(ctx, field)
+	case "aal":
+		return ec.fieldContext_Session_aal(ctx, field)
 	case "authenticationMethods":
 		return ec.fieldContext_Session_authenticationMethods(ctx, field)
 	case "ipAddress":
@@ -1694,6 +1941,20 @@ func (ec *executionContext) childFields_SessionPayload(ctx context.Context, fiel
 		return ec.fieldContext_SessionPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SessionPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_TotpSetupPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "secret":
+		return ec.fieldContext_TotpSetupPayload_secret(ctx, field)
+	case "uri":
+		return ec.fieldContext_TotpSetupPayload_uri(ctx, field)
+	case "qrCodePng":
+		return ec.fieldContext_TotpSetupPayload_qrCodePng(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_TotpSetupPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TotpSetupPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_UserError(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1880,6 +2141,20 @@ func (ec *executionContext) field_Mutation_changeMyPassword_args(ctx context.Con
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_confirmTotp_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "code",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["code"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createIdentity_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1913,6 +2188,28 @@ func (ec *executionContext) field_Mutation_createRecoveryCode_args(ctx context.C
 		return nil, err
 	}
 	args["expiresIn"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deleteIdentityCredential_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "identityId",
+		func(ctx context.Context, v any) (uuid.UUID, error) {
+			return ec.unmarshalNUUID2githubᚗcomᚋgoogleᚋuuidᚐUUID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["identityId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "type",
+		func(ctx context.Context, v any) (model.CredentialType, error) {
+			return ec.unmarshalNCredentialType2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐCredentialType(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["type"] = arg1
 	return args, nil
 }
 
@@ -1964,6 +2261,20 @@ func (ec *executionContext) field_Mutation_inviteIdentity_args(ctx context.Conte
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.CreateIdentityInput, error) {
 			return ec.unmarshalNCreateIdentityInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐCreateIdentityInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_loginSecondFactor_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.LoginSecondFactorInput, error) {
+			return ec.unmarshalNLoginSecondFactorInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐLoginSecondFactorInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2506,6 +2817,75 @@ func (ec *executionContext) fieldContext_AuthPayload_userErrors(_ context.Contex
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _AuthenticationMethod_method(ctx context.Context, field graphql.CollectedField, obj *model.AuthenticationMethod) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuthenticationMethod_method(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Method, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.CredentialType) graphql.Marshaler {
+			return ec.marshalNCredentialType2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐCredentialType(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuthenticationMethod_method(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuthenticationMethod", field, false, false, errors.New("field of type CredentialType does not have child fields"))
+}
+
+func (ec *executionContext) _AuthenticationMethod_aal(ctx context.Context, field graphql.CollectedField, obj *model.AuthenticationMethod) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuthenticationMethod_aal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AAL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.AuthenticatorAssuranceLevel) graphql.Marshaler {
+			return ec.marshalNAuthenticatorAssuranceLevel2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAuthenticatorAssuranceLevel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuthenticationMethod_aal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuthenticationMethod", field, false, false, errors.New("field of type AuthenticatorAssuranceLevel does not have child fields"))
+}
+
+func (ec *executionContext) _AuthenticationMethod_completedAt(ctx context.Context, field graphql.CollectedField, obj *model.AuthenticationMethod) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuthenticationMethod_completedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CompletedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuthenticationMethod_completedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuthenticationMethod", field, false, false, errors.New("field of type Time does not have child fields"))
 }
 
 func (ec *executionContext) _CourierMessage_id(ctx context.Context, field graphql.CollectedField, obj *model.CourierMessage) (ret graphql.Marshaler) {
@@ -3361,6 +3741,61 @@ func (ec *executionContext) fieldContext_Identity_credentials(_ context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _Identity_availableAal(ctx context.Context, field graphql.CollectedField, obj *model.Identity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Identity_availableAal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AvailableAAL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.AuthenticatorAssuranceLevel) graphql.Marshaler {
+			return ec.marshalNAuthenticatorAssuranceLevel2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAuthenticatorAssuranceLevel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Identity_availableAal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Identity", field, false, false, errors.New("field of type AuthenticatorAssuranceLevel does not have child fields"))
+}
+
+func (ec *executionContext) _Identity_secondFactors(ctx context.Context, field graphql.CollectedField, obj *model.Identity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Identity_secondFactors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Identity().SecondFactors(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SecondFactors) graphql.Marshaler {
+			return ec.marshalNSecondFactors2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐSecondFactors(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Identity_secondFactors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Identity",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SecondFactors(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Identity_verifiableAddresses(ctx context.Context, field graphql.CollectedField, obj *model.Identity) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3897,6 +4332,61 @@ func (ec *executionContext) fieldContext_LogoutPayload_userErrors(_ context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _LookupSecretsPayload_codes(ctx context.Context, field graphql.CollectedField, obj *model.LookupSecretsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LookupSecretsPayload_codes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Codes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalOString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LookupSecretsPayload_codes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LookupSecretsPayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _LookupSecretsPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.LookupSecretsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LookupSecretsPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LookupSecretsPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LookupSecretsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_createIdentity(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4325,6 +4815,392 @@ func (ec *executionContext) fieldContext_Mutation_inviteIdentity(ctx context.Con
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_inviteIdentity_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_loginSecondFactor(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_loginSecondFactor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().LoginSecondFactor(ctx, fc.Args["input"].(model.LoginSecondFactorInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "SESSION")
+				if err != nil {
+					var zeroVal *model.AuthPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.AuthPayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuthPayload) graphql.Marshaler {
+			return ec.marshalNAuthPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAuthPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_loginSecondFactor(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuthPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_loginSecondFactor_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setupTotp(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setupTotp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().SetupTotp(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "SESSION")
+				if err != nil {
+					var zeroVal *model.TotpSetupPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.TotpSetupPayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TotpSetupPayload) graphql.Marshaler {
+			return ec.marshalNTotpSetupPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐTotpSetupPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setupTotp(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TotpSetupPayload(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_confirmTotp(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_confirmTotp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ConfirmTotp(ctx, fc.Args["code"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "SESSION")
+				if err != nil {
+					var zeroVal *model.IdentityPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.IdentityPayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.IdentityPayload) graphql.Marshaler {
+			return ec.marshalNIdentityPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐIdentityPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_confirmTotp(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_IdentityPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_confirmTotp_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_removeTotp(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_removeTotp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().RemoveTotp(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "SESSION")
+				if err != nil {
+					var zeroVal *model.IdentityPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.IdentityPayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.IdentityPayload) graphql.Marshaler {
+			return ec.marshalNIdentityPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐIdentityPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_removeTotp(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_IdentityPayload(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_generateLookupSecrets(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_generateLookupSecrets(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().GenerateLookupSecrets(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "SESSION")
+				if err != nil {
+					var zeroVal *model.LookupSecretsPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.LookupSecretsPayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LookupSecretsPayload) graphql.Marshaler {
+			return ec.marshalNLookupSecretsPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐLookupSecretsPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_generateLookupSecrets(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LookupSecretsPayload(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_removeLookupSecrets(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_removeLookupSecrets(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().RemoveLookupSecrets(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "SESSION")
+				if err != nil {
+					var zeroVal *model.IdentityPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.IdentityPayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.IdentityPayload) graphql.Marshaler {
+			return ec.marshalNIdentityPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐIdentityPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_removeLookupSecrets(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_IdentityPayload(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteIdentityCredential(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteIdentityCredential(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteIdentityCredential(ctx, fc.Args["identityId"].(uuid.UUID), fc.Args["type"].(model.CredentialType))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.IdentityPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.IdentityPayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.IdentityPayload) graphql.Marshaler {
+			return ec.marshalNIdentityPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐIdentityPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteIdentityCredential(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_IdentityPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteIdentityCredential_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -6223,6 +7099,98 @@ func (ec *executionContext) fieldContext_RevokeSessionsPayload_userErrors(_ cont
 	return fc, nil
 }
 
+func (ec *executionContext) _SecondFactors_totp(ctx context.Context, field graphql.CollectedField, obj *model.SecondFactors) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecondFactors_totp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Totp, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecondFactors_totp(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecondFactors", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _SecondFactors_totpSetUpAt(ctx context.Context, field graphql.CollectedField, obj *model.SecondFactors) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecondFactors_totpSetUpAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotpSetUpAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SecondFactors_totpSetUpAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecondFactors", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _SecondFactors_lookupSecretsRemaining(ctx context.Context, field graphql.CollectedField, obj *model.SecondFactors) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecondFactors_lookupSecretsRemaining(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LookupSecretsRemaining, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SecondFactors_lookupSecretsRemaining(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecondFactors", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _SecondFactors_lookupSecretsGeneratedAt(ctx context.Context, field graphql.CollectedField, obj *model.SecondFactors) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecondFactors_lookupSecretsGeneratedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LookupSecretsGeneratedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SecondFactors_lookupSecretsGeneratedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecondFactors", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
 func (ec *executionContext) _Session_id(ctx context.Context, field graphql.CollectedField, obj *model.Session) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6338,6 +7306,29 @@ func (ec *executionContext) fieldContext_Session_authenticatedAt(_ context.Conte
 	return graphql.NewScalarFieldContext("Session", field, false, false, errors.New("field of type Time does not have child fields"))
 }
 
+func (ec *executionContext) _Session_aal(ctx context.Context, field graphql.CollectedField, obj *model.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_aal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AAL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.AuthenticatorAssuranceLevel) graphql.Marshaler {
+			return ec.marshalNAuthenticatorAssuranceLevel2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAuthenticatorAssuranceLevel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_aal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, errors.New("field of type AuthenticatorAssuranceLevel does not have child fields"))
+}
+
 func (ec *executionContext) _Session_authenticationMethods(ctx context.Context, field graphql.CollectedField, obj *model.Session) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6350,15 +7341,24 @@ func (ec *executionContext) _Session_authenticationMethods(ctx context.Context, 
 			return obj.AuthenticationMethods, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
-			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.AuthenticationMethod) graphql.Marshaler {
+			return ec.marshalNAuthenticationMethod2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAuthenticationMethodᚄ(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Session_authenticationMethods(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Session", field, false, false, errors.New("field of type String does not have child fields"))
+	fc = &graphql.FieldContext{
+		Object:     "Session",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuthenticationMethod(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Session_ipAddress(ctx context.Context, field graphql.CollectedField, obj *model.Session) (ret graphql.Marshaler) {
@@ -6658,6 +7658,107 @@ func (ec *executionContext) _SessionPayload_userErrors(ctx context.Context, fiel
 func (ec *executionContext) fieldContext_SessionPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "SessionPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TotpSetupPayload_secret(ctx context.Context, field graphql.CollectedField, obj *model.TotpSetupPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TotpSetupPayload_secret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Secret, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TotpSetupPayload_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TotpSetupPayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TotpSetupPayload_uri(ctx context.Context, field graphql.CollectedField, obj *model.TotpSetupPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TotpSetupPayload_uri(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URI, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TotpSetupPayload_uri(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TotpSetupPayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TotpSetupPayload_qrCodePng(ctx context.Context, field graphql.CollectedField, obj *model.TotpSetupPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TotpSetupPayload_qrCodePng(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.QRCodePng, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TotpSetupPayload_qrCodePng(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TotpSetupPayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TotpSetupPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.TotpSetupPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TotpSetupPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TotpSetupPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TotpSetupPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -8170,7 +9271,7 @@ func (ec *executionContext) unmarshalInputCredentialsInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"password", "oidc"}
+	fieldsInOrder := [...]string{"password", "oidc", "totp", "lookupSecret"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8191,6 +9292,20 @@ func (ec *executionContext) unmarshalInputCredentialsInput(ctx context.Context, 
 				return it, err
 			}
 			it.Oidc = data
+		case "totp":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("totp"))
+			data, err := ec.unmarshalOTotpCredentialInput2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐTotpCredentialInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Totp = data
+		case "lookupSecret":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lookupSecret"))
+			data, err := ec.unmarshalOLookupSecretCredentialInput2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐLookupSecretCredentialInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LookupSecret = data
 		}
 	}
 	return it, nil
@@ -8337,6 +9452,73 @@ func (ec *executionContext) unmarshalInputLoginInput(ctx context.Context, obj an
 				return it, err
 			}
 			it.Cookie = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputLoginSecondFactorInput(ctx context.Context, obj any) (model.LoginSecondFactorInput, error) {
+	var it model.LoginSecondFactorInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"totpCode", "lookupSecret"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "totpCode":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("totpCode"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TotpCode = data
+		case "lookupSecret":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lookupSecret"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LookupSecret = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputLookupSecretCredentialInput(ctx context.Context, obj any) (model.LookupSecretCredentialInput, error) {
+	var it model.LookupSecretCredentialInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"codes"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "codes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("codes"))
+			data, err := ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Codes = data
 		}
 	}
 	return it, nil
@@ -8615,6 +9797,43 @@ func (ec *executionContext) unmarshalInputSessionFilter(ctx context.Context, obj
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputTotpCredentialInput(ctx context.Context, obj any) (model.TotpCredentialInput, error) {
+	var it model.TotpCredentialInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"secretUrl", "secret"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "secretUrl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("secretUrl"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SecretURL = data
+		case "secret":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("secret"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Secret = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputUpdateIdentityInput(ctx context.Context, obj any) (model.UpdateIdentityInput, error) {
 	var it model.UpdateIdentityInput
 	if obj == nil {
@@ -8775,6 +9994,54 @@ func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionS
 			}
 		case "userErrors":
 			out.Values[i] = ec._AuthPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var authenticationMethodImplementors = []string{"AuthenticationMethod"}
+
+func (ec *executionContext) _AuthenticationMethod(ctx context.Context, sel ast.SelectionSet, obj *model.AuthenticationMethod) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, authenticationMethodImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuthenticationMethod")
+		case "method":
+			out.Values[i] = ec._AuthenticationMethod_method(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "aal":
+			out.Values[i] = ec._AuthenticationMethod_aal(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "completedAt":
+			out.Values[i] = ec._AuthenticationMethod_completedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -9334,6 +10601,49 @@ func (ec *executionContext) _Identity(ctx context.Context, sel ast.SelectionSet,
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "availableAal":
+			out.Values[i] = ec._Identity_availableAal(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "secondFactors":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Identity_secondFactors(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "verifiableAddresses":
 			field := field
 
@@ -9747,6 +11057,49 @@ func (ec *executionContext) _LogoutPayload(ctx context.Context, sel ast.Selectio
 	return out
 }
 
+var lookupSecretsPayloadImplementors = []string{"LookupSecretsPayload"}
+
+func (ec *executionContext) _LookupSecretsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.LookupSecretsPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, lookupSecretsPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LookupSecretsPayload")
+		case "codes":
+			out.Values[i] = ec._LookupSecretsPayload_codes(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._LookupSecretsPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -9812,6 +11165,55 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "inviteIdentity":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_inviteIdentity(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "loginSecondFactor":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_loginSecondFactor(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setupTotp":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setupTotp(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "confirmTotp":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_confirmTotp(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "removeTotp":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_removeTotp(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "generateLookupSecrets":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_generateLookupSecrets(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "removeLookupSecrets":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_removeLookupSecrets(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteIdentityCredential":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteIdentityCredential(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -10462,6 +11864,59 @@ func (ec *executionContext) _RevokeSessionsPayload(ctx context.Context, sel ast.
 	return out
 }
 
+var secondFactorsImplementors = []string{"SecondFactors"}
+
+func (ec *executionContext) _SecondFactors(ctx context.Context, sel ast.SelectionSet, obj *model.SecondFactors) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, secondFactorsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SecondFactors")
+		case "totp":
+			out.Values[i] = ec._SecondFactors_totp(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totpSetUpAt":
+			out.Values[i] = ec._SecondFactors_totpSetUpAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lookupSecretsRemaining":
+			out.Values[i] = ec._SecondFactors_lookupSecretsRemaining(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lookupSecretsGeneratedAt":
+			out.Values[i] = ec._SecondFactors_lookupSecretsGeneratedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var sessionImplementors = []string{"Session"}
 
 func (ec *executionContext) _Session(ctx context.Context, sel ast.SelectionSet, obj *model.Session) graphql.Marshaler {
@@ -10496,6 +11951,11 @@ func (ec *executionContext) _Session(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "authenticatedAt":
 			out.Values[i] = ec._Session_authenticatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "aal":
+			out.Values[i] = ec._Session_aal(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -10688,6 +12148,59 @@ func (ec *executionContext) _SessionPayload(ctx context.Context, sel ast.Selecti
 			}
 		case "userErrors":
 			out.Values[i] = ec._SessionPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var totpSetupPayloadImplementors = []string{"TotpSetupPayload"}
+
+func (ec *executionContext) _TotpSetupPayload(ctx context.Context, sel ast.SelectionSet, obj *model.TotpSetupPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, totpSetupPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TotpSetupPayload")
+		case "secret":
+			out.Values[i] = ec._TotpSetupPayload_secret(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "uri":
+			out.Values[i] = ec._TotpSetupPayload_uri(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "qrCodePng":
+			out.Values[i] = ec._TotpSetupPayload_qrCodePng(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._TotpSetupPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -11278,6 +12791,42 @@ func (ec *executionContext) marshalNAuthPayload2ᚖgithubᚗcomᚋidentitydᚋid
 	return ec._AuthPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNAuthenticationMethod2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAuthenticationMethodᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AuthenticationMethod) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAuthenticationMethod2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAuthenticationMethod(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAuthenticationMethod2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAuthenticationMethod(ctx context.Context, sel ast.SelectionSet, v *model.AuthenticationMethod) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._AuthenticationMethod(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAuthenticatorAssuranceLevel2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAuthenticatorAssuranceLevel(ctx context.Context, v any) (model.AuthenticatorAssuranceLevel, error) {
+	var res model.AuthenticatorAssuranceLevel
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAuthenticatorAssuranceLevel2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAuthenticatorAssuranceLevel(ctx context.Context, sel ast.SelectionSet, v model.AuthenticatorAssuranceLevel) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -11603,6 +13152,11 @@ func (ec *executionContext) unmarshalNLoginInput2githubᚗcomᚋidentitydᚋiden
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNLoginSecondFactorInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐLoginSecondFactorInput(ctx context.Context, v any) (model.LoginSecondFactorInput, error) {
+	res, err := ec.unmarshalInputLoginSecondFactorInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNLogoutPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐLogoutPayload(ctx context.Context, sel ast.SelectionSet, v *model.LogoutPayload) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -11611,6 +13165,16 @@ func (ec *executionContext) marshalNLogoutPayload2ᚖgithubᚗcomᚋidentitydᚋ
 		return graphql.Null
 	}
 	return ec._LogoutPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNLookupSecretsPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐLookupSecretsPayload(ctx context.Context, sel ast.SelectionSet, v *model.LookupSecretsPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._LookupSecretsPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNOIDCProviderInput2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐOIDCProviderInputᚄ(ctx context.Context, v any) ([]*model.OIDCProviderInput, error) {
@@ -11711,6 +13275,16 @@ func (ec *executionContext) marshalNRevokeSessionsPayload2ᚖgithubᚗcomᚋiden
 		return graphql.Null
 	}
 	return ec._RevokeSessionsPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSecondFactors2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐSecondFactors(ctx context.Context, sel ast.SelectionSet, v *model.SecondFactors) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SecondFactors(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNSession2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐSessionᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Session) graphql.Marshaler {
@@ -11844,6 +13418,16 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNTotpSetupPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐTotpSetupPayload(ctx context.Context, sel ast.SelectionSet, v *model.TotpSetupPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._TotpSetupPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNUUID2githubᚗcomᚋgoogleᚋuuidᚐUUID(ctx context.Context, v any) (uuid.UUID, error) {
@@ -12234,6 +13818,14 @@ func (ec *executionContext) marshalOJSON2githubᚗcomᚋidentitydᚋidentitydᚋ
 	return graphql.WrapContextMarshaler(ctx, v)
 }
 
+func (ec *executionContext) unmarshalOLookupSecretCredentialInput2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐLookupSecretCredentialInput(ctx context.Context, v any) (*model.LookupSecretCredentialInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputLookupSecretCredentialInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalOOIDCCredentialInput2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐOIDCCredentialInput(ctx context.Context, v any) (*model.OIDCCredentialInput, error) {
 	if v == nil {
 		return nil, nil
@@ -12277,6 +13869,41 @@ func (ec *executionContext) marshalOString2string(ctx context.Context, sel ast.S
 	return res
 }
 
+func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {
 	if v == nil {
 		return nil, nil
@@ -12311,6 +13938,14 @@ func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel
 	_ = ctx
 	res := graphql.MarshalTime(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOTotpCredentialInput2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐTotpCredentialInput(ctx context.Context, v any) (*model.TotpCredentialInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputTotpCredentialInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalOUUID2ᚕgithubᚗcomᚋgoogleᚋuuidᚐUUIDᚄ(ctx context.Context, v any) ([]uuid.UUID, error) {

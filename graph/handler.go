@@ -22,7 +22,12 @@ import (
 // HandlerConfig tunes the GraphQL endpoint.
 type HandlerConfig struct {
 	Introspection bool
-	Limits        Limits
+	// RequireAAL2 refuses (SESSION_AAL2_REQUIRED) sessions that have not
+	// used their identity's second factor, on every session field but
+	// those that finish or abandon signing in: session.whoami.required_aal
+	// highest_available.
+	RequireAAL2 bool
+	Limits      Limits
 	Logger        *slog.Logger
 }
 
@@ -96,7 +101,7 @@ func NewHandler(r *Resolver, cfg HandlerConfig) http.Handler {
 	})
 	es := NewExecutableSchema(Config{
 		Resolvers:  r,
-		Directives: DirectiveRoot{Access: access},
+		Directives: DirectiveRoot{Access: accessDirective(cfg.RequireAAL2)},
 	})
 	srv := handler.New(es)
 	srv.AddTransport(getTransport{})

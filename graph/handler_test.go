@@ -52,7 +52,8 @@ func newTestHandlerWith(t testing.TB, cfg HandlerConfig) http.Handler {
 	sess := &model.Session{
 		ID: uuid.MustParse("0190c3b0-0000-7000-8000-000000000001"), IdentityID: uuid.MustParse("0190c3b0-0000-7000-8000-000000000002"),
 		Active: true, IssuedAt: now, ExpiresAt: now.Add(time.Hour), AuthenticatedAt: now,
-		AuthenticationMethods: []string{"password"},
+		AAL:                   model.AuthenticatorAssuranceLevelAal1,
+		AuthenticationMethods: []*model.AuthenticationMethod{{Method: model.CredentialTypePassword, AAL: model.AuthenticatorAssuranceLevelAal1, CompletedAt: now}},
 		Identity: &model.Identity{
 			ID: uuid.MustParse("0190c3b0-0000-7000-8000-000000000002"), SchemaID: "default", State: model.IdentityStateActive,
 			Traits: model.JSON(`{"email":"a@example.com"}`), CreatedAt: now, UpdatedAt: now,

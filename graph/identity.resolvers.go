@@ -15,6 +15,10 @@ func (r *identityResolver) Credentials(ctx context.Context, obj *model.Identity)
 	return r.IdentityService.Credentials(ctx, obj)
 }
 
+func (r *identityResolver) SecondFactors(ctx context.Context, obj *model.Identity) (*model.SecondFactors, error) {
+	return r.Sessions.SecondFactors(ctx, obj.ID)
+}
+
 func (r *identityResolver) VerifiableAddresses(ctx context.Context, obj *model.Identity) ([]*model.VerifiableAddress, error) {
 	return r.IdentityService.VerifiableAddresses(ctx, obj)
 }

@@ -33,6 +33,12 @@ const (
 	// selfservice.flows.login.require_verified_address is on and the
 	// identity has no verified address.
 	CodeAddressNotVerified ErrorCode = "ADDRESS_NOT_VERIFIED"
+	// CodeConflict refuses to create what exists already (a second TOTP
+	// app): remove the old one first.
+	CodeConflict ErrorCode = "CONFLICT"
+	// CodeMethodDisabled refuses a method switched off in
+	// selfservice.methods.
+	CodeMethodDisabled ErrorCode = "METHOD_DISABLED"
 )
 
 // Codes that clients see as top-level GraphQL errors (extensions.code).
@@ -41,6 +47,9 @@ const (
 	CodeForbidden       ErrorCode = "FORBIDDEN"
 	CodeBadUserInput    ErrorCode = "BAD_USER_INPUT"
 	CodeTooManyAttempts ErrorCode = "TOO_MANY_ATTEMPTS"
+	// CodeSessionAAL2Required refuses a session that has not used the
+	// identity's second factor yet (session.whoami.required_aal).
+	CodeSessionAAL2Required ErrorCode = "SESSION_AAL2_REQUIRED"
 	CodeUnavailable     ErrorCode = "UNAVAILABLE"
 	CodeInternal        ErrorCode = "INTERNAL_SERVER_ERROR"
 )

@@ -26,7 +26,11 @@ type Identity struct {
 	// MetadataPublic is admin-writable and visible to the owner; nil is null.
 	MetadataPublic JSON
 	// MetadataAdmin is admin-only; the GraphQL layer guards it with @access.
-	MetadataAdmin       JSON
+	MetadataAdmin JSON
+	// AvailableAAL is the highest level its credentials reach: AAL2 with a
+	// second factor. Kept on the identity's row, so that the session read
+	// knows, without another query, whether the session must reach AAL2.
+	AvailableAAL        AuthenticatorAssuranceLevel
 	Credentials         []*Credential
 	VerifiableAddresses []*VerifiableAddress
 	RecoveryAddresses   []*RecoveryAddress
@@ -105,13 +109,30 @@ type Session struct {
 	IssuedAt        time.Time
 	ExpiresAt       time.Time
 	AuthenticatedAt time.Time
-	// AuthenticationMethods are how the identity proved itself ("password").
-	AuthenticationMethods []string
+	// AAL is how strongly the identity proved itself in this session.
+	AAL AuthenticatorAssuranceLevel
+	// AuthenticationMethods are how the identity proved itself, oldest first.
+	AuthenticationMethods []*AuthenticationMethod
 	// IPAddress and UserAgent are the client's at login, for the owner to
 	// recognise their sessions.
 	IPAddress string
 	UserAgent string
 	Identity  *Identity
+}
+
+// AuthenticationMethod is one step of a sign-in: stored as Kratos stores it
+// ({"method":"password","aal":"aal1","completed_at":…}).
+type AuthenticationMethod struct {
+	Method      CredentialType
+	AAL         AuthenticatorAssuranceLevel
+	CompletedAt time.Time
+}
+
+// NeedsAAL2 reports whether the session has not reached the level its
+// identity can: the identity has a second factor the session has not used.
+func (s *Session) NeedsAAL2() bool {
+	return s.AAL != AuthenticatorAssuranceLevelAal2 && s.Identity != nil &&
+		s.Identity.AvailableAAL == AuthenticatorAssuranceLevelAal2
 }
 
 // IdentitySchema is a configured identity schema as frontends see it.

@@ -93,6 +93,10 @@ type CredentialsInput struct {
 	Password *PasswordCredentialInput `json:"password,omitempty"`
 	// OpenID Connect links; replaces every existing link.
 	Oidc *OIDCCredentialInput `json:"oidc,omitempty"`
+	// An authenticator app key (a second factor), stored encrypted; replaces an existing one.
+	Totp *TotpCredentialInput `json:"totp,omitempty"`
+	// Lookup secrets (a second factor), stored as keyed hashes; replaces an existing set.
+	LookupSecret *LookupSecretCredentialInput `json:"lookupSecret,omitempty"`
 }
 
 // The answer of `deleteIdentity`.
@@ -186,9 +190,32 @@ type LoginInput struct {
 	Cookie *bool `json:"cookie,omitempty"`
 }
 
+// The second factor to finish signing in with: exactly one of the two.
+type LoginSecondFactorInput struct {
+	// The 6-digit code the authenticator app shows now (a code is accepted once; the previous and next 30-second codes are accepted too, for clock skew).
+	TotpCode *string `json:"totpCode,omitempty"`
+	// One unused lookup secret.
+	LookupSecret *string `json:"lookupSecret,omitempty"`
+}
+
 // The answer of a mutation that ends one session.
 type LogoutPayload struct {
 	// Why nothing ended; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+// Lookup secrets to import: the unused ones (used ones are left out).
+type LookupSecretCredentialInput struct {
+	// 1 to 100 codes, as the user holds them (case, spaces and hyphens do not matter); only their keyed hashes are stored.
+	Codes []string `json:"codes"`
+}
+
+// New lookup (backup) secrets, shown once: the server keeps only their keyed
+// hashes. Each works once as a second factor. Null `codes` on failure.
+type LookupSecretsPayload struct {
+	// Twelve codes of ten characters (`xxxxx-xxxxx`; case, spaces and hyphens do not matter when typed).
+	Codes []string `json:"codes,omitempty"`
+	// Why no codes were made; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
@@ -308,6 +335,20 @@ type RevokeSessionsPayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The second factors an identity has, without any secret: what a settings page
+// shows its owner. Visible to whoever may read the identity (its owner through
+// `whoami`, admins).
+type SecondFactors struct {
+	// True when an authenticator app (TOTP) is set up.
+	Totp bool `json:"totp"`
+	// When the TOTP app was set up (`confirmTotp`); null without one.
+	TotpSetUpAt *time.Time `json:"totpSetUpAt,omitempty"`
+	// How many lookup secrets are still unused; null when the identity has none (never generated, or removed).
+	LookupSecretsRemaining *int `json:"lookupSecretsRemaining,omitempty"`
+	// When the current set of lookup secrets was generated; null without one.
+	LookupSecretsGeneratedAt *time.Time `json:"lookupSecretsGeneratedAt,omitempty"`
+}
+
 // A page of sessions (Relay connection).
 type SessionConnection struct {
 	// The sessions of this page, newest first.
@@ -346,6 +387,33 @@ type SessionPayload struct {
 	// The session after the change; null when `userErrors` is not empty.
 	Session *Session `json:"session,omitempty"`
 	// Why nothing changed; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+// An authenticator app (TOTP) key to import: exactly one of the two.
+type TotpCredentialInput struct {
+	// The key as an `otpauth://totp/…` URL (what Kratos stores as `totp_url`): SHA1/SHA256/SHA512, 6 or 8 digits, a period of 15–120 s.
+	SecretURL *string `json:"secretUrl,omitempty"`
+	// A bare base32 secret (SHA1, 6 digits, 30 s; the URL's issuer and account are this server's).
+	Secret *string `json:"secret,omitempty"`
+}
+
+// A new TOTP secret, shown once, to be added to an authenticator app and then
+// confirmed with `confirmTotp` (it stays pending, server-side and encrypted,
+// until then; a new `setupTotp` replaces it). Every field but `userErrors` is
+// null on failure.
+type TotpSetupPayload struct {
+	// The secret in base32, for typing into an app by hand.
+	Secret *string `json:"secret,omitempty"`
+	// The `otpauth://totp/ISSUER:ACCOUNT?secret=…&issuer=…&algorithm=SHA1&digits=6&period=30`
+	// URL that apps read from a QR code. ISSUER is
+	// `selfservice.methods.totp.config.issuer`; ACCOUNT is the trait the schema
+	// marks `ory.sh/kratos` `credentials.totp.account_name`, else the first login
+	// identifier, else the identity's id.
+	URI *string `json:"uri,omitempty"`
+	// `uri` as a QR code: a PNG image in a `data:image/png;base64,…` URL, for an `<img src>`.
+	QRCodePng *string `json:"qrCodePng,omitempty"`
+	// Why no secret was made; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
@@ -392,7 +460,9 @@ type UserError struct {
 	// sign in again, then retry), INVALID_CODE (a one-time code that is wrong,
 	// used, expired or tried too often: never told apart) or
 	// ADDRESS_NOT_VERIFIED (login needs a verified address:
-	// `selfservice.flows.login.require_verified_address`).
+	// `selfservice.flows.login.require_verified_address`), CONFLICT (the thing
+	// to create exists already, e.g. a second TOTP app) or METHOD_DISABLED (the
+	// method is switched off in `selfservice.methods`).
 	Code string `json:"code"`
 	// What is wrong, in English, for a person to read; may change between versions, unlike `code`.
 	Message string `json:"message"`
@@ -477,6 +547,65 @@ func (e *Access) UnmarshalJSON(b []byte) error {
 }
 
 func (e Access) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// How strongly a session's identity proved itself (NIST SP 800-63B's
+// authenticator assurance levels, as Kratos uses them).
+type AuthenticatorAssuranceLevel string
+
+const (
+	// One factor: a password (or a recovery code).
+	AuthenticatorAssuranceLevelAal1 AuthenticatorAssuranceLevel = "AAL1"
+	// Two factors: a password and then a TOTP code or a lookup secret (`loginSecondFactor`).
+	AuthenticatorAssuranceLevelAal2 AuthenticatorAssuranceLevel = "AAL2"
+)
+
+var AllAuthenticatorAssuranceLevel = []AuthenticatorAssuranceLevel{
+	AuthenticatorAssuranceLevelAal1,
+	AuthenticatorAssuranceLevelAal2,
+}
+
+func (e AuthenticatorAssuranceLevel) IsValid() bool {
+	switch e {
+	case AuthenticatorAssuranceLevelAal1, AuthenticatorAssuranceLevelAal2:
+		return true
+	}
+	return false
+}
+
+func (e AuthenticatorAssuranceLevel) String() string {
+	return string(e)
+}
+
+func (e *AuthenticatorAssuranceLevel) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = AuthenticatorAssuranceLevel(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid AuthenticatorAssuranceLevel", str)
+	}
+	return nil
+}
+
+func (e AuthenticatorAssuranceLevel) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *AuthenticatorAssuranceLevel) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e AuthenticatorAssuranceLevel) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
@@ -612,11 +741,11 @@ const (
 	CredentialTypePassword CredentialType = "PASSWORD"
 	// Links to accounts at OpenID Connect providers; identifiers are `provider:subject`.
 	CredentialTypeOidc CredentialType = "OIDC"
-	// A time-based one-time password (authenticator app). Not issued by this server yet.
+	// A time-based one-time password (authenticator app, RFC 6238): a second factor (`setupTotp`). Its key is stored encrypted.
 	CredentialTypeTotp CredentialType = "TOTP"
-	// Single-use recovery codes for a second factor. Not issued by this server yet.
+	// Single-use lookup (backup) secrets: a second factor (`generateLookupSecrets`). Stored as keyed hashes only.
 	CredentialTypeLookupSecret CredentialType = "LOOKUP_SECRET"
-	// One-time codes sent by email or SMS. Not issued by this server yet.
+	// One-time codes sent by email or SMS. As an authentication method: a recovery code (`recoverAccount`).
 	CredentialTypeCode CredentialType = "CODE"
 	// A WebAuthn security key used as a second factor. Not issued by this server yet.
 	CredentialTypeWebauthn CredentialType = "WEBAUTHN"

@@ -7,12 +7,14 @@ package identity
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/identityd/identityd/db"
+	"github.com/identityd/identityd/internal/mfa"
 	"github.com/identityd/identityd/internal/password"
 	"github.com/identityd/identityd/model"
 	"github.com/identityd/identityd/schemas"
@@ -30,6 +32,17 @@ type Service struct {
 	now     func() time.Time
 	// mail sends codes with writes (see SendCodesWith).
 	mail Mail
+	// secondFactors seal imported TOTP keys and hash imported lookup
+	// secrets (see SecondFactorsWith).
+	secondFactors *mfa.Secrets
+	totpIssuer    string
+}
+
+// SecondFactorsWith lets writes import second factors: TOTP keys sealed with
+// secrets' cipher (labelled issuer when given as a bare secret), lookup
+// secrets hashed. Without it an import of either is refused.
+func (s *Service) SecondFactorsWith(secrets *mfa.Secrets, issuer string) {
+	s.secondFactors, s.totpIssuer = secrets, issuer
 }
 
 // New returns a Service. now is injected so tests control time.
@@ -163,7 +176,60 @@ func (s *Service) prepare(ctx context.Context, ident *model.Identity, creds *mod
 				Path: fmt.Sprintf("/credentials/oidc/providers/%d", i)})
 		}
 	}
+	if err := s.importSecondFactors(w, creds); err != nil {
+		return nil, err
+	}
 	return w, nil
+}
+
+// importSecondFactors adds an input's TOTP key and lookup secrets to w,
+// sealed and hashed for the identity (whose id is final here).
+func (s *Service) importSecondFactors(w *db.IdentityWrite, creds *model.CredentialsInput) error {
+	if creds.Totp == nil && creds.LookupSecret == nil {
+		return nil
+	}
+	if s.secondFactors == nil {
+		return &model.Error{Code: model.CodeValidationFailed, Path: "/credentials", Message: "second factors cannot be imported on this server"}
+	}
+	id, now := w.Identity.ID, w.Identity.UpdatedAt
+	if t := creds.Totp; t != nil {
+		const path = "/credentials/totp"
+		var raw string
+		switch {
+		case (t.SecretURL == nil) == (t.Secret == nil):
+			return &model.Error{Code: model.CodeValidationFailed, Path: path, Message: "give exactly one of secretUrl and secret"}
+		case t.SecretURL != nil:
+			raw = *t.SecretURL
+		default:
+			raw = *t.Secret
+		}
+		url, err := mfa.ParseTOTP(raw, s.totpIssuer, s.TOTPAccountName(w.Identity))
+		if err != nil {
+			p := path + "/secret"
+			if t.SecretURL != nil {
+				p = path + "/secretUrl"
+			}
+			return &model.Error{Code: model.CodeValidationFailed, Path: p, Message: err.Error()}
+		}
+		config, err := s.secondFactors.TOTPCredential(id, url, 0, now)
+		if err != nil {
+			return fmt.Errorf("seal imported totp key: %w", err)
+		}
+		w.SecondFactors = append(w.SecondFactors, db.SecondFactor{Type: db.CredentialTOTP, Config: config})
+	}
+	if l := creds.LookupSecret; l != nil {
+		config, err := s.secondFactors.LookupCredential(id, l.Codes, now)
+		if err != nil {
+			p := "/credentials/lookupSecret/codes"
+			var ce *mfa.CodeError
+			if errors.As(err, &ce) {
+				p = fmt.Sprintf("%s/%d", p, ce.Index)
+			}
+			return &model.Error{Code: model.CodeValidationFailed, Path: p, Message: err.Error()}
+		}
+		w.SecondFactors = append(w.SecondFactors, db.SecondFactor{Type: db.CredentialLookupSecret, Config: config})
+	}
+	return nil
 }
 
 // passwordSecret hashes a plaintext password (after the policy) or checks an
@@ -294,4 +360,22 @@ func (s *Service) RecoveryAddresses(ctx context.Context, ident *model.Identity) 
 		return ident.RecoveryAddresses, nil
 	}
 	return s.store.RecoveryAddresses(ctx, ident.ID)
+}
+
+// TOTPAccountName is how an authenticator app labels ident's key: the trait
+// its schema marks `totp.account_name`, else its first login identifier,
+// else its id.
+func (s *Service) TOTPAccountName(ident *model.Identity) string {
+	if schema, err := s.schemas.Resolve(ident.SchemaID); err == nil {
+		if facts, err := schema.Facts(json.RawMessage(ident.Traits)); err == nil {
+			for _, typ := range []string{db.CredentialTOTP, db.CredentialPassword} {
+				for _, id := range facts.Identifiers {
+					if id.CredentialType == typ {
+						return id.Value
+					}
+				}
+			}
+		}
+	}
+	return ident.ID.String()
 }

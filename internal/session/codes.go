@@ -30,9 +30,6 @@ type CodeConfig struct {
 	Throttle ThrottleConfig
 }
 
-// Authentication methods of sessions a recovery makes (Kratos's name).
-const methodCodeRecovery = "code_recovery"
-
 // MaxRecoveryCodeLifespan bounds an admin-issued recovery code.
 const MaxRecoveryCodeLifespan = 30 * 24 * time.Hour
 
@@ -297,7 +294,7 @@ func (s *Service) Recover(ctx context.Context, in *model.RecoverAccountInput, c 
 		}
 		rec.PasswordHash = &hash
 	}
-	issued, row, err := s.newSession(found.IdentityID, c, methodCodeRecovery)
+	issued, row, err := s.newSession(found.IdentityID, c, model.CredentialTypeCode)
 	if err != nil {
 		return nil, err
 	}

@@ -41,6 +41,8 @@ type Config struct {
 	RequireVerifiedAddress bool
 	// Codes is verification and recovery by code.
 	Codes CodeConfig
+	// MFA is second factors.
+	MFA MFAConfig
 }
 
 // Service runs the self-service flows. It is safe for concurrent use.
@@ -151,7 +153,7 @@ func (s *Service) settleOrLog(ctx context.Context, keys throttleKeys) {
 
 // issue makes a session for ident.
 func (s *Service) issue(ctx context.Context, ident *model.Identity, c Client) (*Issued, error) {
-	issued, row, err := s.newSession(ident.ID, c, "password")
+	issued, row, err := s.newSession(ident.ID, c, model.CredentialTypePassword)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +166,7 @@ func (s *Service) issue(ctx context.Context, ident *model.Identity, c Client) (*
 
 // newSession makes a session of identityID, signed in now by method, and
 // the row that stores it; the caller stores it and sets its Identity.
-func (s *Service) newSession(identityID uuid.UUID, c Client, method string) (*Issued, *db.NewSession, error) {
+func (s *Service) newSession(identityID uuid.UUID, c Client, method model.CredentialType) (*Issued, *db.NewSession, error) {
 	var raw [32]byte
 	if _, err := io.ReadFull(s.random, raw[:]); err != nil {
 		return nil, nil, fmt.Errorf("session token: %w", err)
@@ -173,11 +175,11 @@ func (s *Service) newSession(identityID uuid.UUID, c Client, method string) (*Is
 	now := s.clock()
 	sess := &model.Session{
 		ID: uuid.Must(uuid.NewV7()), IdentityID: identityID, Active: true,
-		IssuedAt: now, ExpiresAt: now.Add(s.cfg.Lifespan), AuthenticatedAt: now,
-		AuthenticationMethods: []string{method}, IPAddress: c.IP, UserAgent: truncate(c.UserAgent, 512),
+		IssuedAt: now, ExpiresAt: now.Add(s.cfg.Lifespan), AuthenticatedAt: now, AAL: model.AuthenticatorAssuranceLevelAal1,
+		AuthenticationMethods: []*model.AuthenticationMethod{{Method: method, AAL: model.AuthenticatorAssuranceLevelAal1, CompletedAt: now}},
+		IPAddress:             c.IP, UserAgent: truncate(c.UserAgent, 512),
 	}
-	row := &db.NewSession{Session: sess, TokenHash: HashToken(token),
-		Methods: sess.AuthenticationMethods, IPAddress: sess.IPAddress, UserAgent: sess.UserAgent}
+	row := &db.NewSession{Session: sess, TokenHash: HashToken(token), IPAddress: sess.IPAddress, UserAgent: sess.UserAgent}
 	return &Issued{Session: sess, Token: token}, row, nil
 }
 
