@@ -1518,6 +1518,31 @@ func TestSelfServiceWhoamiIsOneQuery(t *testing.T) {
 		if n := stop(); n != 1 {
 			t.Errorf("an unknown session token cost %d queries, want 1", n)
 		}
+
+		// With a second factor: the AAL2 session's whoami and the AAL1
+		// session's refusal are each still one read (the identity's row
+		// says whether it has a second factor).
+		if r := s.gql(t, token, `mutation { generateLookupSecrets { codes userErrors { code } } }`, nil); len(r.Errors) > 0 ||
+			!strings.Contains(string(r.Data), `"userErrors":[]`) {
+			t.Fatalf("generateLookupSecrets: %s %+v", r.Data, r.Errors)
+		}
+		stop = s.app.store.CountQueries()
+		if r := s.gql(t, token, `{ whoami { aal authenticationMethods { method } identity { id traits availableAal } } }`, nil); len(r.Errors) > 0 ||
+			!strings.Contains(string(r.Data), `"aal":"AAL2"`) || !strings.Contains(string(r.Data), `"availableAal":"AAL2"`) {
+			t.Errorf("whoami after generateLookupSecrets: %s %+v, want AAL2", r.Data, r.Errors)
+		}
+		if n := stop(); n > 1 {
+			t.Errorf("whoami of an AAL2 session cost %d queries, want at most 1", n)
+		}
+		aal1, _ := s.mustLogin(t, "counted@example.com", pw1)
+		stop = s.app.store.CountQueries()
+		r := s.gql(t, aal1, `{ whoami { id } }`, nil)
+		if n := stop(); n > 1 {
+			t.Errorf("whoami of an AAL1 session needing AAL2 cost %d queries, want at most 1", n)
+		}
+		if got := r.codes(); len(got) != 1 || got[0] != "SESSION_AAL2_REQUIRED" {
+			t.Errorf("whoami of an AAL1 session needing AAL2: codes %v, want SESSION_AAL2_REQUIRED", got)
+		}
 	})
 }
 
