@@ -23,6 +23,8 @@ import (
 	"github.com/identityd/identityd/internal/code"
 	"github.com/identityd/identityd/internal/courier"
 	"github.com/identityd/identityd/internal/mfa"
+	"github.com/identityd/identityd/internal/oidc"
+	"github.com/identityd/identityd/internal/passkey"
 	"github.com/identityd/identityd/internal/password"
 	"github.com/identityd/identityd/internal/session"
 	"github.com/identityd/identityd/schemas"
@@ -167,14 +169,91 @@ type SelfserviceConfig struct {
 	// Methods switches the ways of signing in on and off, under Kratos's
 	// key names.
 	Methods MethodsConfig `yaml:"methods"`
+	// AllowedReturnURLs are where a browser flow may send the browser
+	// afterwards (returnTo): exact URLs, or a prefix ending in "/" that
+	// covers its paths; "*." in the host matches subdomains.
+	AllowedReturnURLs []string `yaml:"allowed_return_urls"`
+	// DefaultBrowserReturnURL is where a browser flow goes without a
+	// returnTo.
+	DefaultBrowserReturnURL string `yaml:"default_browser_return_url"`
 	// Codes is the one-time codes of verification and recovery.
 	Codes CodesConfig `yaml:"codes"`
 }
 
 // MethodsConfig is the sign-in methods beyond passwords.
 type MethodsConfig struct {
-	TOTP         TOTPMethodConfig `yaml:"totp"`
-	LookupSecret MethodConfig     `yaml:"lookup_secret"`
+	TOTP         TOTPMethodConfig    `yaml:"totp"`
+	LookupSecret MethodConfig        `yaml:"lookup_secret"`
+	Code         CodeMethodConfig    `yaml:"code"`
+	Passkey      PasskeyMethodConfig `yaml:"passkey"`
+	OIDC         OIDCMethodConfig    `yaml:"oidc"`
+}
+
+// CodeMethodConfig is signing in with a one-time code sent by email or SMS
+// (passwordless). Off by default: it needs the courier to reach people.
+type CodeMethodConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// PasswordlessEnabled is Kratos's switch for the same thing; either
+	// key switches it on.
+	PasswordlessEnabled bool `yaml:"passwordless_enabled"`
+	Config              struct {
+		// Lifespan is how long a sign-in code is valid.
+		Lifespan Duration `yaml:"lifespan"`
+	} `yaml:"config"`
+}
+
+// PasskeyMethodConfig is passkeys (WebAuthn). Off by default: it needs the
+// relying party's id and origins.
+type PasskeyMethodConfig struct {
+	Enabled bool `yaml:"enabled"`
+	Config  struct {
+		RP PasskeyRPConfig `yaml:"rp"`
+	} `yaml:"config"`
+}
+
+// PasskeyRPConfig is the WebAuthn relying party, under Kratos's key names.
+type PasskeyRPConfig struct {
+	// ID is the relying party id: the site's registrable domain
+	// (example.com), which passkeys are bound to.
+	ID string `yaml:"id"`
+	// DisplayName is the name browsers show.
+	DisplayName string `yaml:"display_name"`
+	// Origins are the web origins (https://app.example.com) allowed to use
+	// the passkeys.
+	Origins []string `yaml:"origins"`
+}
+
+// OIDCMethodConfig is social sign-in with OpenID Connect providers. Off by
+// default: it needs providers.
+type OIDCMethodConfig struct {
+	Enabled bool `yaml:"enabled"`
+	Config  struct {
+		Providers []OIDCProviderConfig `yaml:"providers"`
+	} `yaml:"config"`
+}
+
+// OIDCProviderConfig is one provider, as Kratos writes it.
+type OIDCProviderConfig struct {
+	ID string `yaml:"id"`
+	// Provider is the kind: generic, google, github, microsoft, apple, …
+	Provider     string   `yaml:"provider"`
+	Label        string   `yaml:"label"`
+	ClientID     string   `yaml:"client_id"`
+	ClientSecret string   `yaml:"client_secret"`
+	IssuerURL    string   `yaml:"issuer_url"`
+	AuthURL      string   `yaml:"auth_url"`
+	TokenURL     string   `yaml:"token_url"`
+	Scope        []string `yaml:"scope"`
+	// MapperURL is the Jsonnet that maps claims to traits (file://,
+	// base64://, http(s)://), run as Kratos runs it.
+	MapperURL string `yaml:"mapper_url"`
+	// MicrosoftTenant is the tenant of a microsoft provider.
+	MicrosoftTenant string `yaml:"microsoft_tenant"`
+	// AppleTeamID, AppleKeyID and ApplePrivateKey make Apple's client
+	// secret.
+	AppleTeamID     string `yaml:"apple_team_id"`
+	AppleKeyID      string `yaml:"apple_private_key_id"`
+	ApplePrivateKey string `yaml:"apple_private_key"`
 }
 
 // MethodConfig switches a method on or off. Switched off, it cannot be set
@@ -279,6 +358,10 @@ type ServeConfig struct {
 	Address string `yaml:"address"`
 	// Introspection lets clients (and the playground) read the schema.
 	Introspection bool `yaml:"introspection"`
+	// BaseURL is the public URL the server is reached at
+	// (https://auth.example.com), for links that come back to it (the OIDC
+	// callback); http://{address} when empty.
+	BaseURL string `yaml:"base_url"`
 	// AdminAddress, when set, is a second listener for admin traffic:
 	// admin keys are accepted there only, as Kratos's admin port.
 	AdminAddress string `yaml:"admin_address"`
@@ -462,6 +545,7 @@ const (
 func defaultMethods() MethodsConfig {
 	m := MethodsConfig{TOTP: TOTPMethodConfig{Enabled: true}, LookupSecret: MethodConfig{Enabled: true}}
 	m.TOTP.Config.Issuer = "identityd"
+	m.Code.Config.Lifespan = Duration(15 * time.Minute)
 	return m
 }
 
@@ -995,4 +1079,27 @@ func (c HashersConfig) argon2Params() password.Params {
 	p := password.DefaultParams()
 	p.Memory, p.Iterations, p.Parallelism = c.Argon2.MemoryKiB, c.Argon2.Iterations, c.Argon2.Parallelism
 	return p
+}
+
+// passkeyConfig is selfservice.methods.passkey for the passkey service.
+func (c *Config) passkeyConfig() passkey.Config {
+	p := c.Selfservice.Methods.Passkey
+	return passkey.Config{Enabled: p.Enabled, RPID: p.Config.RP.ID, RPDisplayName: p.Config.RP.DisplayName, Origins: p.Config.RP.Origins}
+}
+
+// oidcConfig is selfservice.methods.oidc for the OpenID Connect service.
+func (c *Config) oidcConfig() oidc.Config {
+	m := c.Selfservice.Methods.OIDC
+	out := oidc.Config{Enabled: m.Enabled, BaseURL: c.Serve.BaseURL,
+		AllowedReturnURLs: c.Selfservice.AllowedReturnURLs, DefaultReturnURL: c.Selfservice.DefaultBrowserReturnURL}
+	if out.BaseURL == "" {
+		out.BaseURL = "http://" + c.Serve.Address
+	}
+	for _, p := range m.Config.Providers {
+		out.Providers = append(out.Providers, oidc.Provider{ID: p.ID, Kind: p.Provider, Label: p.Label,
+			ClientID: p.ClientID, ClientSecret: p.ClientSecret, IssuerURL: p.IssuerURL, AuthURL: p.AuthURL, TokenURL: p.TokenURL,
+			Scope: p.Scope, MapperURL: p.MapperURL, MicrosoftTenant: p.MicrosoftTenant,
+			AppleTeamID: p.AppleTeamID, AppleKeyID: p.AppleKeyID, AppleKey: p.ApplePrivateKey})
+	}
+	return out
 }

@@ -36,6 +36,8 @@ import (
 	"github.com/identityd/identityd/internal/code"
 	"github.com/identityd/identityd/internal/courier"
 	"github.com/identityd/identityd/internal/mfa"
+	"github.com/identityd/identityd/internal/oidc"
+	"github.com/identityd/identityd/internal/passkey"
 	"github.com/identityd/identityd/internal/identity"
 	"github.com/identityd/identityd/internal/password"
 	"github.com/identityd/identityd/internal/playground"
@@ -324,7 +326,18 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 			LookupEnabled: methods.LookupSecret.Enabled, Secrets: secondFactors,
 		},
 	}, now, rand.Reader)
-	resolver := &graph.Resolver{Schemas: registry, IdentityService: identities, Sessions: sessions, Outbox: courier.NewOutbox(store)}
+	passkeys, err := passkey.New(store, identities, sessions, cfg.passkeyConfig(), now, rand.Reader)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	social, err := oidc.New(store, identities, sessions, cfg.oidcConfig(), now, rand.Reader, log)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	resolver := &graph.Resolver{Schemas: registry, IdentityService: identities, Sessions: sessions, Outbox: courier.NewOutbox(store),
+		Passkeys: passkeys, OIDC: social}
 	requireAAL2 := cfg.Session.Whoami.RequiredAAL == requiredAALHighest
 	l := cfg.GraphQL.Limits
 	gql := graph.NewHandler(resolver, graph.HandlerConfig{
@@ -392,6 +405,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 			h = corsHandler(h)
 		}
 		m.Handle("/graphql", h)
+		m.HandleFunc("GET /self-service/oidc/callback/{provider}", social.Callback)
 		m.Handle("/", playground.Handler("/graphql"))
 		m.HandleFunc("GET /health/alive", alive)
 		m.HandleFunc("GET /health/ready", ready)

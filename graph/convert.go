@@ -1,8 +1,11 @@
 package graph
 
 import (
+	"context"
+
 	"github.com/google/uuid"
 
+	"github.com/identityd/identityd/internal/passkey"
 	"github.com/identityd/identityd/internal/session"
 	"github.com/identityd/identityd/model"
 	"github.com/identityd/identityd/schemas"
@@ -55,6 +58,10 @@ func authPayload(x *httpExchange, issued *session.Issued, err error, cookie *boo
 	if issued == nil {
 		return out, nil
 	}
+	if issued.CodeSent {
+		out.CodeSent = true
+		return out, nil
+	}
 	out.Session = issued.Session
 	if x.wantsCookie(cookie) {
 		csrf := x.setSessionCookies(issued.Token, issued.Session.ExpiresAt)
@@ -74,4 +81,34 @@ func requestCodePayload(err error) (*model.RequestCodePayload, error) {
 		return nil, err
 	}
 	return &model.RequestCodePayload{UserErrors: errs}, nil
+}
+
+// challengePayload answers the passkey ceremonies' first steps.
+func challengePayload(c *passkey.Challenge, err error) (*model.PasskeyChallengePayload, error) {
+	errs, err := payloadErrors(err)
+	if err != nil {
+		return nil, err
+	}
+	out := &model.PasskeyChallengePayload{UserErrors: errs}
+	if c != nil {
+		id := c.ID
+		out.ChallengeID, out.Options = &id, model.JSON(c.Options)
+	}
+	return out, nil
+}
+
+// oidcRedirect begins an OpenID Connect browser flow (link: linking to that
+// session's identity) and sets the cookie that binds it to this browser.
+func (r *Resolver) oidcRedirect(ctx context.Context, provider string, returnTo *string, link *model.Session) (*model.OidcRedirectPayload, error) {
+	url, binding, err := r.OIDC.Begin(ctx, provider, returnTo, link)
+	errs, err := payloadErrors(err)
+	if err != nil {
+		return nil, err
+	}
+	out := &model.OidcRedirectPayload{UserErrors: errs}
+	if url != "" {
+		exchangeFrom(ctx).setOIDCBinding(binding)
+		out.URL = &url
+	}
+	return out, nil
 }

@@ -44,6 +44,7 @@ type DirectiveRoot struct {
 
 type ComplexityRoot struct {
 	AuthPayload struct {
+		CodeSent     func(childComplexity int) int
 		CsrfToken    func(childComplexity int) int
 		Session      func(childComplexity int) int
 		SessionToken func(childComplexity int) int
@@ -100,8 +101,10 @@ type ComplexityRoot struct {
 		CreatedAt           func(childComplexity int) int
 		Credentials         func(childComplexity int) int
 		ID                  func(childComplexity int) int
+		LinkedOidcProviders func(childComplexity int) int
 		MetadataAdmin       func(childComplexity int) int
 		MetadataPublic      func(childComplexity int) int
+		Passkeys            func(childComplexity int) int
 		RecoveryAddresses   func(childComplexity int) int
 		SchemaID            func(childComplexity int) int
 		SecondFactors       func(childComplexity int) int
@@ -154,34 +157,56 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		ChangeMyPassword         func(childComplexity int, input model.ChangePasswordInput) int
-		ConfirmTotp              func(childComplexity int, code string) int
-		CreateIdentity           func(childComplexity int, input model.CreateIdentityInput) int
-		CreateRecoveryCode       func(childComplexity int, identityID uuid.UUID, expiresIn *string) int
-		DeleteIdentity           func(childComplexity int, id uuid.UUID) int
-		DeleteIdentityCredential func(childComplexity int, identityID uuid.UUID, typeArg model.CredentialType) int
-		ExtendSession            func(childComplexity int, id uuid.UUID) int
-		GenerateLookupSecrets    func(childComplexity int) int
-		ImportIdentities         func(childComplexity int, input []*model.CreateIdentityInput) int
-		InviteIdentity           func(childComplexity int, input model.CreateIdentityInput) int
-		Login                    func(childComplexity int, input model.LoginInput) int
-		LoginSecondFactor        func(childComplexity int, input model.LoginSecondFactorInput) int
-		Logout                   func(childComplexity int) int
-		PatchIdentity            func(childComplexity int, id uuid.UUID, patch []*model.JSONPatchOperation) int
-		RecoverAccount           func(childComplexity int, input model.RecoverAccountInput) int
-		Register                 func(childComplexity int, input model.RegisterInput) int
-		RemoveLookupSecrets      func(childComplexity int) int
-		RemoveTotp               func(childComplexity int) int
-		RequestRecoveryCode      func(childComplexity int, input model.RequestCodeInput) int
-		RequestVerificationCode  func(childComplexity int, input model.RequestCodeInput) int
-		RevokeIdentitySessions   func(childComplexity int, identityID uuid.UUID) int
-		RevokeMyOtherSessions    func(childComplexity int) int
-		RevokeMySession          func(childComplexity int, id uuid.UUID) int
-		RevokeSession            func(childComplexity int, id uuid.UUID) int
-		SetupTotp                func(childComplexity int) int
-		UpdateIdentity           func(childComplexity int, id uuid.UUID, input model.UpdateIdentityInput) int
-		UpdateMyTraits           func(childComplexity int, traits model.JSON) int
-		VerifyAddress            func(childComplexity int, input model.VerifyAddressInput) int
+		BeginOidcSignIn           func(childComplexity int, input model.BeginOidcSignInInput) int
+		BeginPasskeyLogin         func(childComplexity int, input model.BeginPasskeyLoginInput) int
+		BeginPasskeyRegistration  func(childComplexity int) int
+		ChangeMyPassword          func(childComplexity int, input model.ChangePasswordInput) int
+		ConfirmTotp               func(childComplexity int, code string) int
+		CreateIdentity            func(childComplexity int, input model.CreateIdentityInput) int
+		CreateRecoveryCode        func(childComplexity int, identityID uuid.UUID, expiresIn *string) int
+		DeleteIdentity            func(childComplexity int, id uuid.UUID) int
+		DeleteIdentityCredential  func(childComplexity int, identityID uuid.UUID, typeArg model.CredentialType) int
+		ExtendSession             func(childComplexity int, id uuid.UUID) int
+		FinishPasskeyLogin        func(childComplexity int, input model.FinishPasskeyLoginInput) int
+		FinishPasskeyRegistration func(childComplexity int, input model.FinishPasskeyRegistrationInput) int
+		GenerateLookupSecrets     func(childComplexity int) int
+		ImportIdentities          func(childComplexity int, input []*model.CreateIdentityInput) int
+		InviteIdentity            func(childComplexity int, input model.CreateIdentityInput) int
+		LinkOidcProvider          func(childComplexity int, input model.LinkOidcProviderInput) int
+		Login                     func(childComplexity int, input model.LoginInput) int
+		LoginSecondFactor         func(childComplexity int, input model.LoginSecondFactorInput) int
+		LoginWithCode             func(childComplexity int, input model.LoginWithCodeInput) int
+		LoginWithIDToken          func(childComplexity int, input model.LoginWithIDTokenInput) int
+		Logout                    func(childComplexity int) int
+		PatchIdentity             func(childComplexity int, id uuid.UUID, patch []*model.JSONPatchOperation) int
+		RecoverAccount            func(childComplexity int, input model.RecoverAccountInput) int
+		Register                  func(childComplexity int, input model.RegisterInput) int
+		RemoveLookupSecrets       func(childComplexity int) int
+		RemovePasskey             func(childComplexity int, id string) int
+		RemoveTotp                func(childComplexity int) int
+		RequestLoginCode          func(childComplexity int, input model.RequestLoginCodeInput) int
+		RequestRecoveryCode       func(childComplexity int, input model.RequestCodeInput) int
+		RequestVerificationCode   func(childComplexity int, input model.RequestCodeInput) int
+		RevokeIdentitySessions    func(childComplexity int, identityID uuid.UUID) int
+		RevokeMyOtherSessions     func(childComplexity int) int
+		RevokeMySession           func(childComplexity int, id uuid.UUID) int
+		RevokeSession             func(childComplexity int, id uuid.UUID) int
+		SetupTotp                 func(childComplexity int) int
+		UnlinkOidcProvider        func(childComplexity int, provider string) int
+		UpdateIdentity            func(childComplexity int, id uuid.UUID, input model.UpdateIdentityInput) int
+		UpdateMyTraits            func(childComplexity int, traits model.JSON) int
+		VerifyAddress             func(childComplexity int, input model.VerifyAddressInput) int
+	}
+
+	OidcProvider struct {
+		ID       func(childComplexity int) int
+		Label    func(childComplexity int) int
+		Provider func(childComplexity int) int
+	}
+
+	OidcRedirectPayload struct {
+		URL        func(childComplexity int) int
+		UserErrors func(childComplexity int) int
 	}
 
 	PageInfo struct {
@@ -189,6 +214,19 @@ type ComplexityRoot struct {
 		HasNextPage     func(childComplexity int) int
 		HasPreviousPage func(childComplexity int) int
 		StartCursor     func(childComplexity int) int
+	}
+
+	Passkey struct {
+		CreatedAt   func(childComplexity int) int
+		DisplayName func(childComplexity int) int
+		ID          func(childComplexity int) int
+		LastUsedAt  func(childComplexity int) int
+	}
+
+	PasskeyChallengePayload struct {
+		ChallengeID func(childComplexity int) int
+		Options     func(childComplexity int) int
+		UserErrors  func(childComplexity int) int
 	}
 
 	Query struct {
@@ -200,6 +238,7 @@ type ComplexityRoot struct {
 		IdentitySchemas  func(childComplexity int) int
 		IdentitySessions func(childComplexity int, identityID uuid.UUID, activeOnly *bool) int
 		MySessions       func(childComplexity int) int
+		OidcProviders    func(childComplexity int) int
 		Session          func(childComplexity int, id uuid.UUID) int
 		Sessions         func(childComplexity int, first *int, after *string, filter *model.SessionFilter) int
 		Whoami           func(childComplexity int) int
@@ -309,6 +348,8 @@ type IdentityResolver interface {
 	Credentials(ctx context.Context, obj *model.Identity) ([]*model.Credential, error)
 
 	SecondFactors(ctx context.Context, obj *model.Identity) (*model.SecondFactors, error)
+	Passkeys(ctx context.Context, obj *model.Identity) ([]*model.Passkey, error)
+	LinkedOidcProviders(ctx context.Context, obj *model.Identity) ([]string, error)
 	VerifiableAddresses(ctx context.Context, obj *model.Identity) ([]*model.VerifiableAddress, error)
 	RecoveryAddresses(ctx context.Context, obj *model.Identity) ([]*model.RecoveryAddress, error)
 }
@@ -320,6 +361,8 @@ type MutationResolver interface {
 	ImportIdentities(ctx context.Context, input []*model.CreateIdentityInput) (*model.ImportIdentitiesPayload, error)
 	CreateRecoveryCode(ctx context.Context, identityID uuid.UUID, expiresIn *string) (*model.RecoveryCodePayload, error)
 	InviteIdentity(ctx context.Context, input model.CreateIdentityInput) (*model.IdentityPayload, error)
+	RequestLoginCode(ctx context.Context, input model.RequestLoginCodeInput) (*model.RequestCodePayload, error)
+	LoginWithCode(ctx context.Context, input model.LoginWithCodeInput) (*model.AuthPayload, error)
 	LoginSecondFactor(ctx context.Context, input model.LoginSecondFactorInput) (*model.AuthPayload, error)
 	SetupTotp(ctx context.Context) (*model.TotpSetupPayload, error)
 	ConfirmTotp(ctx context.Context, code string) (*model.IdentityPayload, error)
@@ -327,6 +370,15 @@ type MutationResolver interface {
 	GenerateLookupSecrets(ctx context.Context) (*model.LookupSecretsPayload, error)
 	RemoveLookupSecrets(ctx context.Context) (*model.IdentityPayload, error)
 	DeleteIdentityCredential(ctx context.Context, identityID uuid.UUID, typeArg model.CredentialType) (*model.IdentityPayload, error)
+	BeginOidcSignIn(ctx context.Context, input model.BeginOidcSignInInput) (*model.OidcRedirectPayload, error)
+	LoginWithIDToken(ctx context.Context, input model.LoginWithIDTokenInput) (*model.AuthPayload, error)
+	LinkOidcProvider(ctx context.Context, input model.LinkOidcProviderInput) (*model.OidcRedirectPayload, error)
+	UnlinkOidcProvider(ctx context.Context, provider string) (*model.IdentityPayload, error)
+	BeginPasskeyRegistration(ctx context.Context) (*model.PasskeyChallengePayload, error)
+	FinishPasskeyRegistration(ctx context.Context, input model.FinishPasskeyRegistrationInput) (*model.IdentityPayload, error)
+	BeginPasskeyLogin(ctx context.Context, input model.BeginPasskeyLoginInput) (*model.PasskeyChallengePayload, error)
+	FinishPasskeyLogin(ctx context.Context, input model.FinishPasskeyLoginInput) (*model.AuthPayload, error)
+	RemovePasskey(ctx context.Context, id string) (*model.IdentityPayload, error)
 	Register(ctx context.Context, input model.RegisterInput) (*model.AuthPayload, error)
 	Login(ctx context.Context, input model.LoginInput) (*model.AuthPayload, error)
 	Logout(ctx context.Context) (*model.LogoutPayload, error)
@@ -350,6 +402,7 @@ type QueryResolver interface {
 	Identities(ctx context.Context, first *int, after *string, filter *model.IdentityFilter) (*model.IdentityConnection, error)
 	CourierMessages(ctx context.Context, first *int, after *string, filter *model.CourierMessageFilter) (*model.CourierMessageConnection, error)
 	CourierMessage(ctx context.Context, id uuid.UUID) (*model.CourierMessage, error)
+	OidcProviders(ctx context.Context) ([]*model.OidcProvider, error)
 	MySessions(ctx context.Context) ([]*model.Session, error)
 	IdentitySessions(ctx context.Context, identityID uuid.UUID, activeOnly *bool) ([]*model.Session, error)
 	Session(ctx context.Context, id uuid.UUID) (*model.Session, error)
@@ -377,6 +430,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	_ = ec
 	switch typeName + "." + field {
 
+	case "AuthPayload.codeSent":
+		if e.ComplexityRoot.AuthPayload.CodeSent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuthPayload.CodeSent(childComplexity), true
 	case "AuthPayload.csrfToken":
 		if e.ComplexityRoot.AuthPayload.CsrfToken == nil {
 			break
@@ -594,6 +653,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Identity.ID(childComplexity), true
+	case "Identity.linkedOidcProviders":
+		if e.ComplexityRoot.Identity.LinkedOidcProviders == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Identity.LinkedOidcProviders(childComplexity), true
 	case "Identity.metadataAdmin":
 		if e.ComplexityRoot.Identity.MetadataAdmin == nil {
 			break
@@ -606,6 +671,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Identity.MetadataPublic(childComplexity), true
+	case "Identity.passkeys":
+		if e.ComplexityRoot.Identity.Passkeys == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Identity.Passkeys(childComplexity), true
 	case "Identity.recoveryAddresses":
 		if e.ComplexityRoot.Identity.RecoveryAddresses == nil {
 			break
@@ -765,6 +836,34 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.LookupSecretsPayload.UserErrors(childComplexity), true
 
+	case "Mutation.beginOidcSignIn":
+		if e.ComplexityRoot.Mutation.BeginOidcSignIn == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_beginOidcSignIn_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.BeginOidcSignIn(childComplexity, args["input"].(model.BeginOidcSignInInput)), true
+	case "Mutation.beginPasskeyLogin":
+		if e.ComplexityRoot.Mutation.BeginPasskeyLogin == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_beginPasskeyLogin_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.BeginPasskeyLogin(childComplexity, args["input"].(model.BeginPasskeyLoginInput)), true
+	case "Mutation.beginPasskeyRegistration":
+		if e.ComplexityRoot.Mutation.BeginPasskeyRegistration == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.BeginPasskeyRegistration(childComplexity), true
 	case "Mutation.changeMyPassword":
 		if e.ComplexityRoot.Mutation.ChangeMyPassword == nil {
 			break
@@ -842,6 +941,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ExtendSession(childComplexity, args["id"].(uuid.UUID)), true
+	case "Mutation.finishPasskeyLogin":
+		if e.ComplexityRoot.Mutation.FinishPasskeyLogin == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_finishPasskeyLogin_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.FinishPasskeyLogin(childComplexity, args["input"].(model.FinishPasskeyLoginInput)), true
+	case "Mutation.finishPasskeyRegistration":
+		if e.ComplexityRoot.Mutation.FinishPasskeyRegistration == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_finishPasskeyRegistration_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.FinishPasskeyRegistration(childComplexity, args["input"].(model.FinishPasskeyRegistrationInput)), true
 	case "Mutation.generateLookupSecrets":
 		if e.ComplexityRoot.Mutation.GenerateLookupSecrets == nil {
 			break
@@ -870,6 +991,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.InviteIdentity(childComplexity, args["input"].(model.CreateIdentityInput)), true
+	case "Mutation.linkOidcProvider":
+		if e.ComplexityRoot.Mutation.LinkOidcProvider == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_linkOidcProvider_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.LinkOidcProvider(childComplexity, args["input"].(model.LinkOidcProviderInput)), true
 	case "Mutation.login":
 		if e.ComplexityRoot.Mutation.Login == nil {
 			break
@@ -892,6 +1024,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.LoginSecondFactor(childComplexity, args["input"].(model.LoginSecondFactorInput)), true
+	case "Mutation.loginWithCode":
+		if e.ComplexityRoot.Mutation.LoginWithCode == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_loginWithCode_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.LoginWithCode(childComplexity, args["input"].(model.LoginWithCodeInput)), true
+	case "Mutation.loginWithIdToken":
+		if e.ComplexityRoot.Mutation.LoginWithIDToken == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_loginWithIdToken_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.LoginWithIDToken(childComplexity, args["input"].(model.LoginWithIDTokenInput)), true
 	case "Mutation.logout":
 		if e.ComplexityRoot.Mutation.Logout == nil {
 			break
@@ -937,12 +1091,34 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveLookupSecrets(childComplexity), true
+	case "Mutation.removePasskey":
+		if e.ComplexityRoot.Mutation.RemovePasskey == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_removePasskey_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RemovePasskey(childComplexity, args["id"].(string)), true
 	case "Mutation.removeTotp":
 		if e.ComplexityRoot.Mutation.RemoveTotp == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveTotp(childComplexity), true
+	case "Mutation.requestLoginCode":
+		if e.ComplexityRoot.Mutation.RequestLoginCode == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_requestLoginCode_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RequestLoginCode(childComplexity, args["input"].(model.RequestLoginCodeInput)), true
 	case "Mutation.requestRecoveryCode":
 		if e.ComplexityRoot.Mutation.RequestRecoveryCode == nil {
 			break
@@ -1010,6 +1186,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetupTotp(childComplexity), true
+	case "Mutation.unlinkOidcProvider":
+		if e.ComplexityRoot.Mutation.UnlinkOidcProvider == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_unlinkOidcProvider_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UnlinkOidcProvider(childComplexity, args["provider"].(string)), true
 	case "Mutation.updateIdentity":
 		if e.ComplexityRoot.Mutation.UpdateIdentity == nil {
 			break
@@ -1044,6 +1231,38 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Mutation.VerifyAddress(childComplexity, args["input"].(model.VerifyAddressInput)), true
 
+	case "OidcProvider.id":
+		if e.ComplexityRoot.OidcProvider.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OidcProvider.ID(childComplexity), true
+	case "OidcProvider.label":
+		if e.ComplexityRoot.OidcProvider.Label == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OidcProvider.Label(childComplexity), true
+	case "OidcProvider.provider":
+		if e.ComplexityRoot.OidcProvider.Provider == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OidcProvider.Provider(childComplexity), true
+
+	case "OidcRedirectPayload.url":
+		if e.ComplexityRoot.OidcRedirectPayload.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OidcRedirectPayload.URL(childComplexity), true
+	case "OidcRedirectPayload.userErrors":
+		if e.ComplexityRoot.OidcRedirectPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OidcRedirectPayload.UserErrors(childComplexity), true
+
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
 			break
@@ -1068,6 +1287,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
+
+	case "Passkey.createdAt":
+		if e.ComplexityRoot.Passkey.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Passkey.CreatedAt(childComplexity), true
+	case "Passkey.displayName":
+		if e.ComplexityRoot.Passkey.DisplayName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Passkey.DisplayName(childComplexity), true
+	case "Passkey.id":
+		if e.ComplexityRoot.Passkey.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Passkey.ID(childComplexity), true
+	case "Passkey.lastUsedAt":
+		if e.ComplexityRoot.Passkey.LastUsedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Passkey.LastUsedAt(childComplexity), true
+
+	case "PasskeyChallengePayload.challengeId":
+		if e.ComplexityRoot.PasskeyChallengePayload.ChallengeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PasskeyChallengePayload.ChallengeID(childComplexity), true
+	case "PasskeyChallengePayload.options":
+		if e.ComplexityRoot.PasskeyChallengePayload.Options == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PasskeyChallengePayload.Options(childComplexity), true
+	case "PasskeyChallengePayload.userErrors":
+		if e.ComplexityRoot.PasskeyChallengePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PasskeyChallengePayload.UserErrors(childComplexity), true
 
 	case "Query.courierMessage":
 		if e.ComplexityRoot.Query.CourierMessage == nil {
@@ -1148,6 +1411,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.MySessions(childComplexity), true
+	case "Query.oidcProviders":
+		if e.ComplexityRoot.Query.OidcProviders == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.OidcProviders(childComplexity), true
 	case "Query.session":
 		if e.ComplexityRoot.Query.Session == nil {
 			break
@@ -1474,14 +1743,21 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
+		ec.unmarshalInputBeginOidcSignInInput,
+		ec.unmarshalInputBeginPasskeyLoginInput,
 		ec.unmarshalInputChangePasswordInput,
 		ec.unmarshalInputCourierMessageFilter,
 		ec.unmarshalInputCreateIdentityInput,
 		ec.unmarshalInputCredentialsInput,
+		ec.unmarshalInputFinishPasskeyLoginInput,
+		ec.unmarshalInputFinishPasskeyRegistrationInput,
 		ec.unmarshalInputIdentityFilter,
 		ec.unmarshalInputJSONPatchOperation,
+		ec.unmarshalInputLinkOidcProviderInput,
 		ec.unmarshalInputLoginInput,
 		ec.unmarshalInputLoginSecondFactorInput,
+		ec.unmarshalInputLoginWithCodeInput,
+		ec.unmarshalInputLoginWithIdTokenInput,
 		ec.unmarshalInputLookupSecretCredentialInput,
 		ec.unmarshalInputOIDCCredentialInput,
 		ec.unmarshalInputOIDCProviderInput,
@@ -1489,6 +1765,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputRecoverAccountInput,
 		ec.unmarshalInputRegisterInput,
 		ec.unmarshalInputRequestCodeInput,
+		ec.unmarshalInputRequestLoginCodeInput,
 		ec.unmarshalInputSessionFilter,
 		ec.unmarshalInputTotpCredentialInput,
 		ec.unmarshalInputUpdateIdentityInput,
@@ -1567,7 +1844,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "admin.graphqls" "courier.graphqls" "identity.graphqls" "mfa.graphqls" "schema.graphqls" "selfservice.graphqls" "session.graphqls"
+//go:embed "admin.graphqls" "codelogin.graphqls" "courier.graphqls" "identity.graphqls" "mfa.graphqls" "oidc.graphqls" "passkey.graphqls" "schema.graphqls" "selfservice.graphqls" "session.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1580,9 +1857,12 @@ func sourceData(filename string) string {
 
 var sources = []*ast.Source{
 	{Name: "admin.graphqls", Input: sourceData("admin.graphqls"), BuiltIn: false},
+	{Name: "codelogin.graphqls", Input: sourceData("codelogin.graphqls"), BuiltIn: false},
 	{Name: "courier.graphqls", Input: sourceData("courier.graphqls"), BuiltIn: false},
 	{Name: "identity.graphqls", Input: sourceData("identity.graphqls"), BuiltIn: false},
 	{Name: "mfa.graphqls", Input: sourceData("mfa.graphqls"), BuiltIn: false},
+	{Name: "oidc.graphqls", Input: sourceData("oidc.graphqls"), BuiltIn: false},
+	{Name: "passkey.graphqls", Input: sourceData("passkey.graphqls"), BuiltIn: false},
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
 	{Name: "selfservice.graphqls", Input: sourceData("selfservice.graphqls"), BuiltIn: false},
 	{Name: "session.graphqls", Input: sourceData("session.graphqls"), BuiltIn: false},
@@ -1603,6 +1883,8 @@ func (ec *executionContext) childFields_AuthPayload(ctx context.Context, field g
 		return ec.fieldContext_AuthPayload_csrfToken(ctx, field)
 	case "userErrors":
 		return ec.fieldContext_AuthPayload_userErrors(ctx, field)
+	case "codeSent":
+		return ec.fieldContext_AuthPayload_codeSent(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuthPayload", field.Name)
 }
@@ -1719,6 +2001,10 @@ func (ec *executionContext) childFields_Identity(ctx context.Context, field grap
 		return ec.fieldContext_Identity_availableAal(ctx, field)
 	case "secondFactors":
 		return ec.fieldContext_Identity_secondFactors(ctx, field)
+	case "passkeys":
+		return ec.fieldContext_Identity_passkeys(ctx, field)
+	case "linkedOidcProviders":
+		return ec.fieldContext_Identity_linkedOidcProviders(ctx, field)
 	case "verifiableAddresses":
 		return ec.fieldContext_Identity_verifiableAddresses(ctx, field)
 	case "recoveryAddresses":
@@ -1813,6 +2099,28 @@ func (ec *executionContext) childFields_LookupSecretsPayload(ctx context.Context
 	return nil, fmt.Errorf("no field named %q was found under type LookupSecretsPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_OidcProvider(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_OidcProvider_id(ctx, field)
+	case "provider":
+		return ec.fieldContext_OidcProvider_provider(ctx, field)
+	case "label":
+		return ec.fieldContext_OidcProvider_label(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OidcProvider", field.Name)
+}
+
+func (ec *executionContext) childFields_OidcRedirectPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "url":
+		return ec.fieldContext_OidcRedirectPayload_url(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_OidcRedirectPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OidcRedirectPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "hasNextPage":
@@ -1825,6 +2133,32 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_Passkey(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Passkey_id(ctx, field)
+	case "displayName":
+		return ec.fieldContext_Passkey_displayName(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Passkey_createdAt(ctx, field)
+	case "lastUsedAt":
+		return ec.fieldContext_Passkey_lastUsedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Passkey", field.Name)
+}
+
+func (ec *executionContext) childFields_PasskeyChallengePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "challengeId":
+		return ec.fieldContext_PasskeyChallengePayload_challengeId(ctx, field)
+	case "options":
+		return ec.fieldContext_PasskeyChallengePayload_options(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_PasskeyChallengePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PasskeyChallengePayload", field.Name)
 }
 
 func (ec *executionContext) childFields_RecoveryAddress(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2127,6 +2461,34 @@ func (ec *executionContext) dir_access_args(ctx context.Context, rawArgs map[str
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_beginOidcSignIn_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.BeginOidcSignInInput, error) {
+			return ec.unmarshalNBeginOidcSignInInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐBeginOidcSignInInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_beginPasskeyLogin_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.BeginPasskeyLoginInput, error) {
+			return ec.unmarshalNBeginPasskeyLoginInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐBeginPasskeyLoginInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_changeMyPassword_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2241,6 +2603,34 @@ func (ec *executionContext) field_Mutation_extendSession_args(ctx context.Contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_finishPasskeyLogin_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.FinishPasskeyLoginInput, error) {
+			return ec.unmarshalNFinishPasskeyLoginInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐFinishPasskeyLoginInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_finishPasskeyRegistration_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.FinishPasskeyRegistrationInput, error) {
+			return ec.unmarshalNFinishPasskeyRegistrationInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐFinishPasskeyRegistrationInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_importIdentities_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2269,12 +2659,54 @@ func (ec *executionContext) field_Mutation_inviteIdentity_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_linkOidcProvider_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.LinkOidcProviderInput, error) {
+			return ec.unmarshalNLinkOidcProviderInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐLinkOidcProviderInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_loginSecondFactor_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.LoginSecondFactorInput, error) {
 			return ec.unmarshalNLoginSecondFactorInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐLoginSecondFactorInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_loginWithCode_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.LoginWithCodeInput, error) {
+			return ec.unmarshalNLoginWithCodeInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐLoginWithCodeInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_loginWithIdToken_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.LoginWithIDTokenInput, error) {
+			return ec.unmarshalNLoginWithIdTokenInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐLoginWithIDTokenInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2339,6 +2771,34 @@ func (ec *executionContext) field_Mutation_register_args(ctx context.Context, ra
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.RegisterInput, error) {
 			return ec.unmarshalNRegisterInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRegisterInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_removePasskey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_requestLoginCode_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RequestLoginCodeInput, error) {
+			return ec.unmarshalNRequestLoginCodeInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRequestLoginCodeInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2414,6 +2874,20 @@ func (ec *executionContext) field_Mutation_revokeSession_args(ctx context.Contex
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_unlinkOidcProvider_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "provider",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["provider"] = arg0
 	return args, nil
 }
 
@@ -2817,6 +3291,29 @@ func (ec *executionContext) fieldContext_AuthPayload_userErrors(_ context.Contex
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _AuthPayload_codeSent(ctx context.Context, field graphql.CollectedField, obj *model.AuthPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuthPayload_codeSent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CodeSent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuthPayload_codeSent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuthPayload", field, false, false, errors.New("field of type Boolean does not have child fields"))
 }
 
 func (ec *executionContext) _AuthenticationMethod_method(ctx context.Context, field graphql.CollectedField, obj *model.AuthenticationMethod) (ret graphql.Marshaler) {
@@ -3794,6 +4291,61 @@ func (ec *executionContext) fieldContext_Identity_secondFactors(_ context.Contex
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Identity_passkeys(ctx context.Context, field graphql.CollectedField, obj *model.Identity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Identity_passkeys(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Identity().Passkeys(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Passkey) graphql.Marshaler {
+			return ec.marshalNPasskey2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐPasskeyᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Identity_passkeys(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Identity",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Passkey(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Identity_linkedOidcProviders(ctx context.Context, field graphql.CollectedField, obj *model.Identity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Identity_linkedOidcProviders(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Identity().LinkedOidcProviders(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Identity_linkedOidcProviders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Identity", field, true, true, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _Identity_verifiableAddresses(ctx context.Context, field graphql.CollectedField, obj *model.Identity) (ret graphql.Marshaler) {
@@ -4821,6 +5373,130 @@ func (ec *executionContext) fieldContext_Mutation_inviteIdentity(ctx context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_requestLoginCode(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_requestLoginCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RequestLoginCode(ctx, fc.Args["input"].(model.RequestLoginCodeInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "PUBLIC")
+				if err != nil {
+					var zeroVal *model.RequestCodePayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.RequestCodePayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RequestCodePayload) graphql.Marshaler {
+			return ec.marshalNRequestCodePayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRequestCodePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_requestLoginCode(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RequestCodePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_requestLoginCode_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_loginWithCode(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_loginWithCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().LoginWithCode(ctx, fc.Args["input"].(model.LoginWithCodeInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "PUBLIC")
+				if err != nil {
+					var zeroVal *model.AuthPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.AuthPayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuthPayload) graphql.Marshaler {
+			return ec.marshalNAuthPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAuthPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_loginWithCode(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuthPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_loginWithCode_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_loginSecondFactor(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5201,6 +5877,552 @@ func (ec *executionContext) fieldContext_Mutation_deleteIdentityCredential(ctx c
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_deleteIdentityCredential_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_beginOidcSignIn(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_beginOidcSignIn(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().BeginOidcSignIn(ctx, fc.Args["input"].(model.BeginOidcSignInInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "PUBLIC")
+				if err != nil {
+					var zeroVal *model.OidcRedirectPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.OidcRedirectPayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.OidcRedirectPayload) graphql.Marshaler {
+			return ec.marshalNOidcRedirectPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐOidcRedirectPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_beginOidcSignIn(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OidcRedirectPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_beginOidcSignIn_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_loginWithIdToken(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_loginWithIdToken(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().LoginWithIDToken(ctx, fc.Args["input"].(model.LoginWithIDTokenInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "PUBLIC")
+				if err != nil {
+					var zeroVal *model.AuthPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.AuthPayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuthPayload) graphql.Marshaler {
+			return ec.marshalNAuthPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAuthPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_loginWithIdToken(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuthPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_loginWithIdToken_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_linkOidcProvider(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_linkOidcProvider(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().LinkOidcProvider(ctx, fc.Args["input"].(model.LinkOidcProviderInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "SESSION")
+				if err != nil {
+					var zeroVal *model.OidcRedirectPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.OidcRedirectPayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.OidcRedirectPayload) graphql.Marshaler {
+			return ec.marshalNOidcRedirectPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐOidcRedirectPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_linkOidcProvider(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OidcRedirectPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_linkOidcProvider_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_unlinkOidcProvider(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_unlinkOidcProvider(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UnlinkOidcProvider(ctx, fc.Args["provider"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "SESSION")
+				if err != nil {
+					var zeroVal *model.IdentityPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.IdentityPayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.IdentityPayload) graphql.Marshaler {
+			return ec.marshalNIdentityPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐIdentityPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_unlinkOidcProvider(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_IdentityPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_unlinkOidcProvider_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_beginPasskeyRegistration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_beginPasskeyRegistration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().BeginPasskeyRegistration(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "SESSION")
+				if err != nil {
+					var zeroVal *model.PasskeyChallengePayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.PasskeyChallengePayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PasskeyChallengePayload) graphql.Marshaler {
+			return ec.marshalNPasskeyChallengePayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐPasskeyChallengePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_beginPasskeyRegistration(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PasskeyChallengePayload(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_finishPasskeyRegistration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_finishPasskeyRegistration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().FinishPasskeyRegistration(ctx, fc.Args["input"].(model.FinishPasskeyRegistrationInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "SESSION")
+				if err != nil {
+					var zeroVal *model.IdentityPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.IdentityPayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.IdentityPayload) graphql.Marshaler {
+			return ec.marshalNIdentityPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐIdentityPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_finishPasskeyRegistration(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_IdentityPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_finishPasskeyRegistration_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_beginPasskeyLogin(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_beginPasskeyLogin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().BeginPasskeyLogin(ctx, fc.Args["input"].(model.BeginPasskeyLoginInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "PUBLIC")
+				if err != nil {
+					var zeroVal *model.PasskeyChallengePayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.PasskeyChallengePayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PasskeyChallengePayload) graphql.Marshaler {
+			return ec.marshalNPasskeyChallengePayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐPasskeyChallengePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_beginPasskeyLogin(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PasskeyChallengePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_beginPasskeyLogin_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_finishPasskeyLogin(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_finishPasskeyLogin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().FinishPasskeyLogin(ctx, fc.Args["input"].(model.FinishPasskeyLoginInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "PUBLIC")
+				if err != nil {
+					var zeroVal *model.AuthPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.AuthPayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuthPayload) graphql.Marshaler {
+			return ec.marshalNAuthPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAuthPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_finishPasskeyLogin(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuthPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_finishPasskeyLogin_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_removePasskey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_removePasskey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RemovePasskey(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "SESSION")
+				if err != nil {
+					var zeroVal *model.IdentityPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.IdentityPayload
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.IdentityPayload) graphql.Marshaler {
+			return ec.marshalNIdentityPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐIdentityPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_removePasskey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_IdentityPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_removePasskey_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -6051,6 +7273,130 @@ func (ec *executionContext) fieldContext_Mutation_recoverAccount(ctx context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _OidcProvider_id(ctx context.Context, field graphql.CollectedField, obj *model.OidcProvider) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OidcProvider_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OidcProvider_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OidcProvider", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _OidcProvider_provider(ctx context.Context, field graphql.CollectedField, obj *model.OidcProvider) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OidcProvider_provider(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Provider, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OidcProvider_provider(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OidcProvider", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _OidcProvider_label(ctx context.Context, field graphql.CollectedField, obj *model.OidcProvider) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OidcProvider_label(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Label, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OidcProvider_label(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OidcProvider", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _OidcRedirectPayload_url(ctx context.Context, field graphql.CollectedField, obj *model.OidcRedirectPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OidcRedirectPayload_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OidcRedirectPayload_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OidcRedirectPayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _OidcRedirectPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.OidcRedirectPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OidcRedirectPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OidcRedirectPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OidcRedirectPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6141,6 +7487,176 @@ func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Passkey_id(ctx context.Context, field graphql.CollectedField, obj *model.Passkey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Passkey_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Passkey_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Passkey", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Passkey_displayName(ctx context.Context, field graphql.CollectedField, obj *model.Passkey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Passkey_displayName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DisplayName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Passkey_displayName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Passkey", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Passkey_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.Passkey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Passkey_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Passkey_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Passkey", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _Passkey_lastUsedAt(ctx context.Context, field graphql.CollectedField, obj *model.Passkey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Passkey_lastUsedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastUsedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Passkey_lastUsedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Passkey", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _PasskeyChallengePayload_challengeId(ctx context.Context, field graphql.CollectedField, obj *model.PasskeyChallengePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PasskeyChallengePayload_challengeId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ChallengeID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *uuid.UUID) graphql.Marshaler {
+			return ec.marshalOUUID2ᚖgithubᚗcomᚋgoogleᚋuuidᚐUUID(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PasskeyChallengePayload_challengeId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PasskeyChallengePayload", field, false, false, errors.New("field of type UUID does not have child fields"))
+}
+
+func (ec *executionContext) _PasskeyChallengePayload_options(ctx context.Context, field graphql.CollectedField, obj *model.PasskeyChallengePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PasskeyChallengePayload_options(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Options, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.JSON) graphql.Marshaler {
+			return ec.marshalOJSON2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐJSON(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PasskeyChallengePayload_options(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PasskeyChallengePayload", field, false, false, errors.New("field of type JSON does not have child fields"))
+}
+
+func (ec *executionContext) _PasskeyChallengePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.PasskeyChallengePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PasskeyChallengePayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PasskeyChallengePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PasskeyChallengePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Query_whoami(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -6549,6 +8065,56 @@ func (ec *executionContext) fieldContext_Query_courierMessage(ctx context.Contex
 	if fc.Args, err = ec.field_Query_courierMessage_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_oidcProviders(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_oidcProviders(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().OidcProviders(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "PUBLIC")
+				if err != nil {
+					var zeroVal []*model.OidcProvider
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal []*model.OidcProvider
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.OidcProvider) graphql.Marshaler {
+			return ec.marshalNOidcProvider2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐOidcProviderᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_oidcProviders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OidcProvider(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -9099,6 +10665,73 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputBeginOidcSignInInput(ctx context.Context, obj any) (model.BeginOidcSignInInput, error) {
+	var it model.BeginOidcSignInInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"provider", "returnTo"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "provider":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("provider"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Provider = data
+		case "returnTo":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("returnTo"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReturnTo = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputBeginPasskeyLoginInput(ctx context.Context, obj any) (model.BeginPasskeyLoginInput, error) {
+	var it model.BeginPasskeyLoginInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"identifier"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "identifier":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("identifier"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Identifier = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputChangePasswordInput(ctx context.Context, obj any) (model.ChangePasswordInput, error) {
 	var it model.ChangePasswordInput
 	if obj == nil {
@@ -9311,6 +10944,94 @@ func (ec *executionContext) unmarshalInputCredentialsInput(ctx context.Context, 
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputFinishPasskeyLoginInput(ctx context.Context, obj any) (model.FinishPasskeyLoginInput, error) {
+	var it model.FinishPasskeyLoginInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"challengeId", "credential", "cookie"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "challengeId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("challengeId"))
+			data, err := ec.unmarshalNUUID2githubᚗcomᚋgoogleᚋuuidᚐUUID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ChallengeID = data
+		case "credential":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credential"))
+			data, err := ec.unmarshalNJSON2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐJSON(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Credential = data
+		case "cookie":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cookie"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Cookie = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputFinishPasskeyRegistrationInput(ctx context.Context, obj any) (model.FinishPasskeyRegistrationInput, error) {
+	var it model.FinishPasskeyRegistrationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"challengeId", "credential", "displayName"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "challengeId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("challengeId"))
+			data, err := ec.unmarshalNUUID2githubᚗcomᚋgoogleᚋuuidᚐUUID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ChallengeID = data
+		case "credential":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credential"))
+			data, err := ec.unmarshalNJSON2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐJSON(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Credential = data
+		case "displayName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("displayName"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DisplayName = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputIdentityFilter(ctx context.Context, obj any) (model.IdentityFilter, error) {
 	var it model.IdentityFilter
 	if obj == nil {
@@ -9413,6 +11134,43 @@ func (ec *executionContext) unmarshalInputJSONPatchOperation(ctx context.Context
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputLinkOidcProviderInput(ctx context.Context, obj any) (model.LinkOidcProviderInput, error) {
+	var it model.LinkOidcProviderInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"provider", "returnTo"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "provider":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("provider"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Provider = data
+		case "returnTo":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("returnTo"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReturnTo = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputLoginInput(ctx context.Context, obj any) (model.LoginInput, error) {
 	var it model.LoginInput
 	if obj == nil {
@@ -9489,6 +11247,101 @@ func (ec *executionContext) unmarshalInputLoginSecondFactorInput(ctx context.Con
 				return it, err
 			}
 			it.LookupSecret = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputLoginWithCodeInput(ctx context.Context, obj any) (model.LoginWithCodeInput, error) {
+	var it model.LoginWithCodeInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"identifier", "code", "cookie"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "identifier":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("identifier"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Identifier = data
+		case "code":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("code"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Code = data
+		case "cookie":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cookie"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Cookie = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputLoginWithIdTokenInput(ctx context.Context, obj any) (model.LoginWithIDTokenInput, error) {
+	var it model.LoginWithIDTokenInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"provider", "idToken", "nonce", "cookie"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "provider":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("provider"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Provider = data
+		case "idToken":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idToken"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IDToken = data
+		case "nonce":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nonce"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Nonce = data
+		case "cookie":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cookie"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Cookie = data
 		}
 	}
 	return it, nil
@@ -9713,7 +11566,7 @@ func (ec *executionContext) unmarshalInputRegisterInput(ctx context.Context, obj
 			it.Traits = data
 		case "password":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("password"))
-			data, err := ec.unmarshalNString2string(ctx, v)
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -9755,6 +11608,36 @@ func (ec *executionContext) unmarshalInputRequestCodeInput(ctx context.Context, 
 				return it, err
 			}
 			it.Address = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputRequestLoginCodeInput(ctx context.Context, obj any) (model.RequestLoginCodeInput, error) {
+	var it model.RequestLoginCodeInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"identifier"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "identifier":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("identifier"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Identifier = data
 		}
 	}
 	return it, nil
@@ -9994,6 +11877,11 @@ func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionS
 			}
 		case "userErrors":
 			out.Values[i] = ec._AuthPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "codeSent":
+			out.Values[i] = ec._AuthPayload_codeSent(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -10644,6 +12532,82 @@ func (ec *executionContext) _Identity(ctx context.Context, sel ast.SelectionSet,
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "passkeys":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Identity_passkeys(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "linkedOidcProviders":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Identity_linkedOidcProviders(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "verifiableAddresses":
 			field := field
 
@@ -11169,6 +13133,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "requestLoginCode":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_requestLoginCode(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "loginWithCode":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_loginWithCode(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "loginSecondFactor":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_loginSecondFactor(ctx, field)
@@ -11214,6 +13192,69 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "deleteIdentityCredential":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteIdentityCredential(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "beginOidcSignIn":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_beginOidcSignIn(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "loginWithIdToken":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_loginWithIdToken(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "linkOidcProvider":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_linkOidcProvider(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unlinkOidcProvider":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_unlinkOidcProvider(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "beginPasskeyRegistration":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_beginPasskeyRegistration(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "finishPasskeyRegistration":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_finishPasskeyRegistration(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "beginPasskeyLogin":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_beginPasskeyLogin(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "finishPasskeyLogin":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_finishPasskeyLogin(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "removePasskey":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_removePasskey(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -11337,6 +13378,97 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 	return out
 }
 
+var oidcProviderImplementors = []string{"OidcProvider"}
+
+func (ec *executionContext) _OidcProvider(ctx context.Context, sel ast.SelectionSet, obj *model.OidcProvider) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, oidcProviderImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OidcProvider")
+		case "id":
+			out.Values[i] = ec._OidcProvider_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "provider":
+			out.Values[i] = ec._OidcProvider_provider(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "label":
+			out.Values[i] = ec._OidcProvider_label(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var oidcRedirectPayloadImplementors = []string{"OidcRedirectPayload"}
+
+func (ec *executionContext) _OidcRedirectPayload(ctx context.Context, sel ast.SelectionSet, obj *model.OidcRedirectPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, oidcRedirectPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OidcRedirectPayload")
+		case "url":
+			out.Values[i] = ec._OidcRedirectPayload_url(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._OidcRedirectPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var pageInfoImplementors = []string{"PageInfo"}
 
 func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *model.PageInfo) graphql.Marshaler {
@@ -11367,6 +13499,107 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		case "endCursor":
 			out.Values[i] = ec._PageInfo_endCursor(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var passkeyImplementors = []string{"Passkey"}
+
+func (ec *executionContext) _Passkey(ctx context.Context, sel ast.SelectionSet, obj *model.Passkey) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, passkeyImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Passkey")
+		case "id":
+			out.Values[i] = ec._Passkey_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "displayName":
+			out.Values[i] = ec._Passkey_displayName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._Passkey_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastUsedAt":
+			out.Values[i] = ec._Passkey_lastUsedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var passkeyChallengePayloadImplementors = []string{"PasskeyChallengePayload"}
+
+func (ec *executionContext) _PasskeyChallengePayload(ctx context.Context, sel ast.SelectionSet, obj *model.PasskeyChallengePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, passkeyChallengePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PasskeyChallengePayload")
+		case "challengeId":
+			out.Values[i] = ec._PasskeyChallengePayload_challengeId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "options":
+			out.Values[i] = ec._PasskeyChallengePayload_options(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._PasskeyChallengePayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:
@@ -11553,6 +13786,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				}()
 				res = ec._Query_courierMessage(ctx, field)
 				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "oidcProviders":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_oidcProviders(ctx, field)
+				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
 				return res
@@ -12827,6 +15082,16 @@ func (ec *executionContext) marshalNAuthenticatorAssuranceLevel2githubᚗcomᚋi
 	return v
 }
 
+func (ec *executionContext) unmarshalNBeginOidcSignInInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐBeginOidcSignInInput(ctx context.Context, v any) (model.BeginOidcSignInInput, error) {
+	res, err := ec.unmarshalInputBeginOidcSignInInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNBeginPasskeyLoginInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐBeginPasskeyLoginInput(ctx context.Context, v any) (model.BeginPasskeyLoginInput, error) {
+	res, err := ec.unmarshalInputBeginPasskeyLoginInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -12966,6 +15231,16 @@ func (ec *executionContext) marshalNDeleteIdentityPayload2ᚖgithubᚗcomᚋiden
 		return graphql.Null
 	}
 	return ec._DeleteIdentityPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNFinishPasskeyLoginInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐFinishPasskeyLoginInput(ctx context.Context, v any) (model.FinishPasskeyLoginInput, error) {
+	res, err := ec.unmarshalInputFinishPasskeyLoginInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNFinishPasskeyRegistrationInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐFinishPasskeyRegistrationInput(ctx context.Context, v any) (model.FinishPasskeyRegistrationInput, error) {
+	res, err := ec.unmarshalInputFinishPasskeyRegistrationInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNIdentity2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐIdentity(ctx context.Context, sel ast.SelectionSet, v *model.Identity) graphql.Marshaler {
@@ -13147,6 +15422,11 @@ func (ec *executionContext) unmarshalNJSONPatchOperation2ᚖgithubᚗcomᚋident
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNLinkOidcProviderInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐLinkOidcProviderInput(ctx context.Context, v any) (model.LinkOidcProviderInput, error) {
+	res, err := ec.unmarshalInputLinkOidcProviderInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNLoginInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐLoginInput(ctx context.Context, v any) (model.LoginInput, error) {
 	res, err := ec.unmarshalInputLoginInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -13154,6 +15434,16 @@ func (ec *executionContext) unmarshalNLoginInput2githubᚗcomᚋidentitydᚋiden
 
 func (ec *executionContext) unmarshalNLoginSecondFactorInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐLoginSecondFactorInput(ctx context.Context, v any) (model.LoginSecondFactorInput, error) {
 	res, err := ec.unmarshalInputLoginSecondFactorInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNLoginWithCodeInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐLoginWithCodeInput(ctx context.Context, v any) (model.LoginWithCodeInput, error) {
+	res, err := ec.unmarshalInputLoginWithCodeInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNLoginWithIdTokenInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐLoginWithIDTokenInput(ctx context.Context, v any) (model.LoginWithIDTokenInput, error) {
+	res, err := ec.unmarshalInputLoginWithIdTokenInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -13196,6 +15486,42 @@ func (ec *executionContext) unmarshalNOIDCProviderInput2ᚖgithubᚗcomᚋidenti
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNOidcProvider2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐOidcProviderᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.OidcProvider) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNOidcProvider2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐOidcProvider(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNOidcProvider2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐOidcProvider(ctx context.Context, sel ast.SelectionSet, v *model.OidcProvider) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._OidcProvider(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNOidcRedirectPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐOidcRedirectPayload(ctx context.Context, sel ast.SelectionSet, v *model.OidcRedirectPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._OidcRedirectPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -13204,6 +15530,42 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋidentitydᚋident
 		return graphql.Null
 	}
 	return ec._PageInfo(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPasskey2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐPasskeyᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Passkey) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPasskey2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐPasskey(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPasskey2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐPasskey(ctx context.Context, sel ast.SelectionSet, v *model.Passkey) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Passkey(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPasskeyChallengePayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐPasskeyChallengePayload(ctx context.Context, sel ast.SelectionSet, v *model.PasskeyChallengePayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._PasskeyChallengePayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNRecoverAccountInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRecoverAccountInput(ctx context.Context, v any) (model.RecoverAccountInput, error) {
@@ -13265,6 +15627,11 @@ func (ec *executionContext) marshalNRequestCodePayload2ᚖgithubᚗcomᚋidentit
 		return graphql.Null
 	}
 	return ec._RequestCodePayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRequestLoginCodeInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRequestLoginCodeInput(ctx context.Context, v any) (model.RequestLoginCodeInput, error) {
+	res, err := ec.unmarshalInputRequestLoginCodeInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNRevokeSessionsPayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRevokeSessionsPayload(ctx context.Context, sel ast.SelectionSet, v *model.RevokeSessionsPayload) graphql.Marshaler {

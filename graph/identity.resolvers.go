@@ -19,6 +19,14 @@ func (r *identityResolver) SecondFactors(ctx context.Context, obj *model.Identit
 	return r.Sessions.SecondFactors(ctx, obj.ID)
 }
 
+func (r *identityResolver) Passkeys(ctx context.Context, obj *model.Identity) ([]*model.Passkey, error) {
+	return r.Resolver.Passkeys.List(ctx, obj.ID)
+}
+
+func (r *identityResolver) LinkedOidcProviders(ctx context.Context, obj *model.Identity) ([]string, error) {
+	return r.OIDC.Linked(ctx, obj)
+}
+
 func (r *identityResolver) VerifiableAddresses(ctx context.Context, obj *model.Identity) ([]*model.VerifiableAddress, error) {
 	return r.IdentityService.VerifiableAddresses(ctx, obj)
 }

@@ -10,6 +10,8 @@ package graph
 import (
 	"github.com/identityd/identityd/internal/courier"
 	"github.com/identityd/identityd/internal/identity"
+	"github.com/identityd/identityd/internal/oidc"
+	"github.com/identityd/identityd/internal/passkey"
 	"github.com/identityd/identityd/internal/session"
 	"github.com/identityd/identityd/schemas"
 )
@@ -22,4 +24,8 @@ type Resolver struct {
 	Sessions        *session.Service
 	// Outbox is the courier's messages, which admins read.
 	Outbox *courier.Outbox
+	// Passkeys is passkey registration and sign-in.
+	Passkeys *passkey.Service
+	// OIDC is social sign-in.
+	OIDC *oidc.Service
 }

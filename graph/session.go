@@ -145,3 +145,23 @@ func (a *Auth) callerFromCookie(r *http.Request, token string) *model.Caller {
 	caller.CSRFValid = got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(session.CSRFToken(token))) == 1
 	return caller
 }
+
+// OIDCBindingCookieSuffix names the cookie that binds an OpenID Connect
+// browser flow to the browser that began it: the session cookie's name plus
+// this suffix.
+const OIDCBindingCookieSuffix = "_oidc"
+
+// oidcBindingMaxAge is how long a browser has to come back from the
+// provider.
+const oidcBindingMaxAge = 10 * time.Minute
+
+// setOIDCBinding sets the flow-binding cookie: HttpOnly, SameSite=Lax (the
+// provider's redirect back is a top-level GET from another site, which Lax
+// lets through and Strict would not), only sent to the callback path.
+func (x *httpExchange) setOIDCBinding(value string) {
+	if x == nil {
+		return
+	}
+	http.SetCookie(x.w, &http.Cookie{Name: x.cookies.Name + OIDCBindingCookieSuffix, Value: value, Path: "/self-service/oidc/",
+		Domain: x.cookies.Domain, MaxAge: int(oidcBindingMaxAge / time.Second), Secure: x.secure(), HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}

@@ -24,6 +24,22 @@ type AuthPayload struct {
 	CsrfToken *string `json:"csrfToken,omitempty"`
 	// Why no session was made; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
+	// True when no session was made because a sign-in code was sent instead (a passwordless `register`): finish with `loginWithCode`.
+	CodeSent bool `json:"codeSent"`
+}
+
+// Begin signing in with a provider in the browser.
+type BeginOidcSignInInput struct {
+	// The provider's id.
+	Provider string `json:"provider"`
+	// Where the callback sends the browser afterwards: an URL allowed by `selfservice.allowed_return_urls`; `selfservice.default_browser_return_url` when absent.
+	ReturnTo *string `json:"returnTo,omitempty"`
+}
+
+// Begin signing in with a passkey.
+type BeginPasskeyLoginInput struct {
+	// A login identifier, to offer that identity's passkeys; absent: any discoverable passkey (the browser lets the user pick).
+	Identifier *string `json:"identifier,omitempty"`
 }
 
 // A password change by the owner.
@@ -107,6 +123,26 @@ type DeleteIdentityPayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// Finish signing in with a passkey.
+type FinishPasskeyLoginInput struct {
+	// From `beginPasskeyLogin`.
+	ChallengeID uuid.UUID `json:"challengeId"`
+	// What `navigator.credentials.get` returned, as JSON (`PublicKeyCredential.toJSON()`).
+	Credential JSON `json:"credential"`
+	// Also set the session cookie (for browsers), as `login` does.
+	Cookie *bool `json:"cookie,omitempty"`
+}
+
+// Finish registering a passkey.
+type FinishPasskeyRegistrationInput struct {
+	// From `beginPasskeyRegistration`.
+	ChallengeID uuid.UUID `json:"challengeId"`
+	// What `navigator.credentials.create` returned, as JSON (`PublicKeyCredential.toJSON()`, binary fields base64url).
+	Credential JSON `json:"credential"`
+	// A name for the owner to recognise it by, at most 64 characters.
+	DisplayName *string `json:"displayName,omitempty"`
+}
+
 // A page of identities (Relay connection).
 type IdentityConnection struct {
 	// The identities of this page, in creation order.
@@ -180,6 +216,14 @@ type JSONPatchOperation struct {
 	From *string `json:"from,omitempty"`
 }
 
+// Link a provider account to the caller's identity.
+type LinkOidcProviderInput struct {
+	// The provider's id.
+	Provider string `json:"provider"`
+	// Where the callback sends the browser afterwards (see `BeginOidcSignInInput.returnTo`).
+	ReturnTo *string `json:"returnTo,omitempty"`
+}
+
 // A sign-in.
 type LoginInput struct {
 	// Any login identifier of the identity (email, username, phone number); case and spacing do not matter.
@@ -196,6 +240,28 @@ type LoginSecondFactorInput struct {
 	TotpCode *string `json:"totpCode,omitempty"`
 	// One unused lookup secret.
 	LookupSecret *string `json:"lookupSecret,omitempty"`
+}
+
+// Sign in with a code sent by `requestLoginCode` (or by a passwordless `register`).
+type LoginWithCodeInput struct {
+	// The identifier the code was asked for.
+	Identifier string `json:"identifier"`
+	// The code from the email or SMS.
+	Code string `json:"code"`
+	// Also set the session cookie (for browsers), as `login` does.
+	Cookie *bool `json:"cookie,omitempty"`
+}
+
+// Sign in with an ID token a native app got from the provider itself.
+type LoginWithIDTokenInput struct {
+	// The provider's id.
+	Provider string `json:"provider"`
+	// The ID token (a JWT signed by the provider, for this client).
+	IDToken string `json:"idToken"`
+	// The nonce the app put in its authorization request, when it used one: the token's nonce claim must match its SHA-256 (as Apple and Google's SDKs hash it) or itself.
+	Nonce *string `json:"nonce,omitempty"`
+	// Also set the session cookie (for browsers), as `login` does.
+	Cookie *bool `json:"cookie,omitempty"`
 }
 
 // The answer of a mutation that ends one session.
@@ -239,6 +305,24 @@ type OIDCProviderInput struct {
 	Subject string `json:"subject"`
 }
 
+// A configured OpenID Connect provider, for sign-in buttons.
+type OidcProvider struct {
+	// Its id in `selfservice.methods.oidc.config.providers` (what the mutations take).
+	ID string `json:"id"`
+	// Its kind: generic, google, github, microsoft, apple, …
+	Provider string `json:"provider"`
+	// A name to show (`label` in the config, else the id).
+	Label string `json:"label"`
+}
+
+// Where to send the browser next.
+type OidcRedirectPayload struct {
+	// The provider's authorization URL (with state, nonce and PKCE challenge); null on failure.
+	URL *string `json:"url,omitempty"`
+	// Why there is no URL; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
+}
+
 // Relay pagination information. Listings are forward only: `first` (1–1000,
 // default 250) and `after`, with opaque keyset cursors, so a page never shifts
 // while items are added or removed and a cursor stays valid after its item is
@@ -255,6 +339,31 @@ type PageInfo struct {
 	StartCursor *string `json:"startCursor,omitempty"`
 	// The cursor of the last edge, to pass as `after` for the next page; null when the page is empty.
 	EndCursor *string `json:"endCursor,omitempty"`
+}
+
+// A passkey of an identity (a WebAuthn credential), without its key.
+type Passkey struct {
+	// The credential id, base64url: what `removePasskey` takes.
+	ID string `json:"id"`
+	// A name for the owner to recognise it by ("Laptop"); null when none was given.
+	DisplayName *string `json:"displayName,omitempty"`
+	// When it was registered.
+	CreatedAt time.Time `json:"createdAt"`
+	// When it last signed in; null when never.
+	LastUsedAt *time.Time `json:"lastUsedAt,omitempty"`
+}
+
+// A WebAuthn ceremony begun: what the browser's `navigator.credentials.create`
+// (registration) or `.get` (sign-in) takes, and the id to finish it with.
+type PasskeyChallengePayload struct {
+	// Pass it to the finishing mutation. The challenge is single use and expires after 5 minutes.
+	ChallengeID *uuid.UUID `json:"challengeId,omitempty"`
+	// The `publicKey` options (PublicKeyCredentialCreationOptions or
+	// PublicKeyCredentialRequestOptions) as JSON, binary fields base64url
+	// encoded, as go-webauthn and the WebAuthn Level 3 JSON forms write them.
+	Options JSON `json:"options,omitempty"`
+	// Why no challenge was made; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
 // Exactly one of `password` (hashed with argon2id) and `hashedPassword` (bcrypt, argon2id, argon2i, pbkdf2 or scrypt, kept as is); both or neither is VALIDATION_FAILED.
@@ -310,7 +419,12 @@ type RegisterInput struct {
 	// identity (fewer than 5 single-character edits apart, or sharing a run of
 	// more than half its length, case ignored); not a commonly used password.
 	// No composition rules (no required digits or symbols).
-	Password string `json:"password"`
+	//
+	// Absent: a passwordless account, when `selfservice.methods.code.enabled`
+	// is on: no session is made; a sign-in code goes to the identity's address
+	// (`codeSent` is true) and `loginWithCode` finishes. Absent while the code
+	// method is off: PASSWORD_POLICY.
+	Password *string `json:"password,omitempty"`
 	// Also set the session cookie (for browsers); when absent, a browser page from an allowed origin gets one too. With a cookie, `sessionToken` is null.
 	Cookie *bool `json:"cookie,omitempty"`
 }
@@ -325,6 +439,12 @@ type RequestCodeInput struct {
 type RequestCodePayload struct {
 	// Problems with the input itself (an empty address); empty otherwise, whatever the address.
 	UserErrors []*UserError `json:"userErrors"`
+}
+
+// Ask for a sign-in code.
+type RequestLoginCodeInput struct {
+	// A login identifier of the identity that is also one of its addresses (an email address or a phone number); case and spacing do not matter.
+	Identifier string `json:"identifier"`
 }
 
 // The answer of a mutation that ends several sessions.

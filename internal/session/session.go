@@ -86,6 +86,9 @@ type Client struct {
 type Issued struct {
 	Session *model.Session
 	Token   string
+	// CodeSent is set, with no session, when a sign-in code went out
+	// instead (a passwordless registration).
+	CodeSent bool
 }
 
 // HashToken is how a token is stored and looked up.
@@ -105,12 +108,39 @@ func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microse
 
 // Register creates an identity with a password and signs it in.
 func (s *Service) Register(ctx context.Context, in *model.RegisterInput, c Client) (*Issued, error) {
-	ident, err := s.identities.Register(ctx, in.SchemaID, in.Traits, in.Password)
+	if in.Password == nil {
+		return s.registerPasswordless(ctx, in, c)
+	}
+	ident, err := s.identities.Register(ctx, in.SchemaID, in.Traits, *in.Password)
 	if err != nil {
 		return nil, err
 	}
 	return s.issue(ctx, ident, c)
 }
+
+// Issue signs ident in by method (a first factor: AAL1) and returns the new
+// session: for the other sign-in methods (passkeys, OpenID Connect).
+func (s *Service) Issue(ctx context.Context, ident *model.Identity, method model.CredentialType, c Client) (*Issued, error) {
+	issued, row, err := s.newSession(ident.ID, c, method)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.CreateSession(ctx, row); err != nil {
+		return nil, err
+	}
+	issued.Session.Identity = ident
+	return issued, nil
+}
+
+// Privileged tells whether sess signed in recently enough for sensitive
+// changes (selfservice.flows.settings.privileged_session_max_age).
+func (s *Service) Privileged(sess *model.Session) bool { return s.privileged(sess) }
+
+// RequireManage checks that sess may change how its identity signs in: an
+// AAL2 session when the identity has a second factor (top-level
+// SESSION_AAL2_REQUIRED), signed in recently (REAUTHENTICATION_REQUIRED at
+// path).
+func (s *Service) RequireManage(sess *model.Session, path string) error { return s.canManage(sess, path) }
 
 // Login checks an identifier and password and issues a session. The
 // attempt is charged to the throttle before the password is compared, and
