@@ -1283,6 +1283,8 @@ func adminOperations() []adminOperation {
 		{"Query.courierMessage", `query($id: UUID!) { courierMessage(id: $id) { id body } }`, randomID, false},
 		{"Mutation.inviteIdentity", `mutation { inviteIdentity(input: {traits: {email: "authz-invite@example.com"}}) { identity { id } userErrors { code } } }`, none, true},
 		{"Mutation.createRecoveryCode", `mutation($id: UUID!) { createRecoveryCode(identityId: $id) { expiresAt userErrors { message } } }`, idVars, true},
+		// The identity has no TOTP app: the admin's call answers NOT_FOUND.
+		{"Mutation.deleteIdentityCredential", `mutation($id: UUID!) { deleteIdentityCredential(identityId: $id, type: TOTP) { identity { id } userErrors { code } } }`, idVars, false},
 		{"Mutation.deleteIdentity", `mutation($id: UUID!) { deleteIdentity(id: $id) { deletedId userErrors { code } } }`, idVars, true},
 	}
 }

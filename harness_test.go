@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +49,7 @@ func newTestServer(t testing.TB, dsn string, change func(*Config)) *testServer {
 	if !strings.HasPrefix(dsn, "sqlite") {
 		dbtest.Open(t, dsn) // serve refuses an unmigrated PostgreSQL
 	}
-	a, err := newApp(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := newApp(context.Background(), cfg, slog.New(slog.NewTextHandler(testLogOut(), nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,4 +159,13 @@ func (s *testServer) do(t *testing.T, req *http.Request) *gqlResponse {
 		t.Fatalf("HTTP %d, body is not JSON: %q", resp.StatusCode, raw)
 	}
 	return out
+}
+
+// testLogOut is where test servers log: stderr with IDENTITYD_TEST_LOG=1
+// (to see why a request failed), nowhere otherwise.
+func testLogOut() io.Writer {
+	if os.Getenv("IDENTITYD_TEST_LOG") != "" {
+		return os.Stderr
+	}
+	return io.Discard
 }

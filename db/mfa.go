@@ -185,12 +185,20 @@ func (db *DB) DeleteSecondFactor(ctx context.Context, identityID uuid.UUID, typ 
 	return ended, wrap(err)
 }
 
+type totpSetupRow struct {
+	bun.BaseModel `bun:"table:totp_setups"`
+
+	IdentityID uuid.UUID `bun:"identity_id,pk"`
+	SealedURL  string    `bun:"sealed_url"`
+	ExpiresAt  time.Time `bun:"expires_at"`
+	CreatedAt  time.Time `bun:"created_at"`
+}
+
 // PutTOTPSetup keeps a TOTP key being set up (sealed) until expiresAt,
 // replacing any earlier one of the identity.
 func (db *DB) PutTOTPSetup(ctx context.Context, identityID uuid.UUID, sealedURL string, expiresAt, now time.Time) error {
-	_, err := db.bun.NewInsert().TableExpr("totp_setups").
-		Value("identity_id", "?", identityID).Value("sealed_url", "?", sealedURL).
-		Value("expires_at", "?", expiresAt.UTC()).Value("created_at", "?", now.UTC()).
+	row := &totpSetupRow{IdentityID: identityID, SealedURL: sealedURL, ExpiresAt: expiresAt.UTC(), CreatedAt: now.UTC()}
+	_, err := db.bun.NewInsert().Model(row).
 		On("CONFLICT (identity_id) DO UPDATE").
 		Set("sealed_url = EXCLUDED.sealed_url, expires_at = EXCLUDED.expires_at, created_at = EXCLUDED.created_at").
 		Exec(ctx)
