@@ -81,6 +81,14 @@ func (r *queryResolver) Identity(ctx context.Context, id uuid.UUID) (*model.Iden
 	return ident, err
 }
 
+func (r *queryResolver) IdentityByExternalID(ctx context.Context, externalID string) (*model.Identity, error) {
+	ident, err := r.IdentityService.GetByExternalID(ctx, externalID, selectedRelations(ctx))
+	if model.ErrorCodeOf(err) == model.CodeNotFound {
+		return nil, nil // the API documents null for an unknown external id
+	}
+	return ident, err
+}
+
 func (r *queryResolver) Identities(ctx context.Context, first *int, after *string, filter *model.IdentityFilter) (*model.IdentityConnection, error) {
 	page, err := r.IdentityService.List(ctx, first, after, filter, selectedRelations(ctx), selectedPageExtras(ctx, "IdentityConnection"))
 	if err != nil {

@@ -100,6 +100,7 @@ type ComplexityRoot struct {
 		AvailableAAL        func(childComplexity int) int
 		CreatedAt           func(childComplexity int) int
 		Credentials         func(childComplexity int) int
+		ExternalID          func(childComplexity int) int
 		ID                  func(childComplexity int) int
 		LinkedOidcProviders func(childComplexity int) int
 		MetadataAdmin       func(childComplexity int) int
@@ -230,18 +231,19 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		CourierMessage   func(childComplexity int, id uuid.UUID) int
-		CourierMessages  func(childComplexity int, first *int, after *string, filter *model.CourierMessageFilter) int
-		Identities       func(childComplexity int, first *int, after *string, filter *model.IdentityFilter) int
-		Identity         func(childComplexity int, id uuid.UUID) int
-		IdentitySchema   func(childComplexity int, id string) int
-		IdentitySchemas  func(childComplexity int) int
-		IdentitySessions func(childComplexity int, identityID uuid.UUID, activeOnly *bool) int
-		MySessions       func(childComplexity int) int
-		OidcProviders    func(childComplexity int) int
-		Session          func(childComplexity int, id uuid.UUID) int
-		Sessions         func(childComplexity int, first *int, after *string, filter *model.SessionFilter) int
-		Whoami           func(childComplexity int) int
+		CourierMessage       func(childComplexity int, id uuid.UUID) int
+		CourierMessages      func(childComplexity int, first *int, after *string, filter *model.CourierMessageFilter) int
+		Identities           func(childComplexity int, first *int, after *string, filter *model.IdentityFilter) int
+		Identity             func(childComplexity int, id uuid.UUID) int
+		IdentityByExternalID func(childComplexity int, externalID string) int
+		IdentitySchema       func(childComplexity int, id string) int
+		IdentitySchemas      func(childComplexity int) int
+		IdentitySessions     func(childComplexity int, identityID uuid.UUID, activeOnly *bool) int
+		MySessions           func(childComplexity int) int
+		OidcProviders        func(childComplexity int) int
+		Session              func(childComplexity int, id uuid.UUID) int
+		Sessions             func(childComplexity int, first *int, after *string, filter *model.SessionFilter) int
+		Whoami               func(childComplexity int) int
 	}
 
 	RecoveryAddress struct {
@@ -399,6 +401,7 @@ type QueryResolver interface {
 	IdentitySchemas(ctx context.Context) ([]*model.IdentitySchema, error)
 	IdentitySchema(ctx context.Context, id string) (*model.IdentitySchema, error)
 	Identity(ctx context.Context, id uuid.UUID) (*model.Identity, error)
+	IdentityByExternalID(ctx context.Context, externalID string) (*model.Identity, error)
 	Identities(ctx context.Context, first *int, after *string, filter *model.IdentityFilter) (*model.IdentityConnection, error)
 	CourierMessages(ctx context.Context, first *int, after *string, filter *model.CourierMessageFilter) (*model.CourierMessageConnection, error)
 	CourierMessage(ctx context.Context, id uuid.UUID) (*model.CourierMessage, error)
@@ -647,6 +650,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Identity.Credentials(childComplexity), true
+	case "Identity.externalId":
+		if e.ComplexityRoot.Identity.ExternalID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Identity.ExternalID(childComplexity), true
 	case "Identity.id":
 		if e.ComplexityRoot.Identity.ID == nil {
 			break
@@ -1376,6 +1385,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Identity(childComplexity, args["id"].(uuid.UUID)), true
+	case "Query.identityByExternalId":
+		if e.ComplexityRoot.Query.IdentityByExternalID == nil {
+			break
+		}
+
+		args, err := ec.field_Query_identityByExternalId_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.IdentityByExternalID(childComplexity, args["externalId"].(string)), true
 	case "Query.identitySchema":
 		if e.ComplexityRoot.Query.IdentitySchema == nil {
 			break
@@ -1763,12 +1783,14 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputOIDCProviderInput,
 		ec.unmarshalInputPasswordCredentialInput,
 		ec.unmarshalInputRecoverAccountInput,
+		ec.unmarshalInputRecoveryAddressInput,
 		ec.unmarshalInputRegisterInput,
 		ec.unmarshalInputRequestCodeInput,
 		ec.unmarshalInputRequestLoginCodeInput,
 		ec.unmarshalInputSessionFilter,
 		ec.unmarshalInputTotpCredentialInput,
 		ec.unmarshalInputUpdateIdentityInput,
+		ec.unmarshalInputVerifiableAddressInput,
 		ec.unmarshalInputVerifyAddressInput,
 	)
 	first := true
@@ -1983,6 +2005,8 @@ func (ec *executionContext) childFields_Identity(ctx context.Context, field grap
 	switch field.Name {
 	case "id":
 		return ec.fieldContext_Identity_id(ctx, field)
+	case "externalId":
+		return ec.fieldContext_Identity_externalId(ctx, field)
 	case "schemaId":
 		return ec.fieldContext_Identity_schemaId(ctx, field)
 	case "state":
@@ -3029,6 +3053,20 @@ func (ec *executionContext) field_Query_identities_args(ctx context.Context, raw
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_identityByExternalId_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "externalId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["externalId"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_identitySchema_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4030,6 +4068,29 @@ func (ec *executionContext) _Identity_id(ctx context.Context, field graphql.Coll
 }
 func (ec *executionContext) fieldContext_Identity_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Identity", field, false, false, errors.New("field of type UUID does not have child fields"))
+}
+
+func (ec *executionContext) _Identity_externalId(ctx context.Context, field graphql.CollectedField, obj *model.Identity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Identity_externalId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExternalID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Identity_externalId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Identity", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _Identity_schemaId(ctx context.Context, field graphql.CollectedField, obj *model.Identity) (ret graphql.Marshaler) {
@@ -7883,6 +7944,68 @@ func (ec *executionContext) fieldContext_Query_identity(ctx context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_identityByExternalId(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_identityByExternalId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().IdentityByExternalID(ctx, fc.Args["externalId"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalNAccess2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐAccess(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.Identity
+					return zeroVal, err
+				}
+				if ec.Directives.Access == nil {
+					var zeroVal *model.Identity
+					return zeroVal, errors.New("directive access is not implemented")
+				}
+				return ec.Directives.Access(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Identity) graphql.Marshaler {
+			return ec.marshalOIdentity2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐIdentity(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_identityByExternalId(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Identity(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_identityByExternalId_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_identities(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10832,7 +10955,7 @@ func (ec *executionContext) unmarshalInputCreateIdentityInput(ctx context.Contex
 		asMap["sendVerification"] = false
 	}
 
-	fieldsInOrder := [...]string{"schemaId", "traits", "state", "metadataPublic", "metadataAdmin", "credentials", "sendVerification"}
+	fieldsInOrder := [...]string{"schemaId", "traits", "externalId", "verifiableAddresses", "recoveryAddresses", "state", "metadataPublic", "metadataAdmin", "credentials", "sendVerification"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -10848,11 +10971,32 @@ func (ec *executionContext) unmarshalInputCreateIdentityInput(ctx context.Contex
 			it.SchemaID = data
 		case "traits":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("traits"))
-			data, err := ec.unmarshalNJSON2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐJSON(ctx, v)
+			data, err := ec.unmarshalOJSON2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐJSON(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.Traits = data
+		case "externalId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalID = data
+		case "verifiableAddresses":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("verifiableAddresses"))
+			data, err := ec.unmarshalOVerifiableAddressInput2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐVerifiableAddressInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VerifiableAddresses = data
+		case "recoveryAddresses":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("recoveryAddresses"))
+			data, err := ec.unmarshalORecoveryAddressInput2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRecoveryAddressInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RecoveryAddresses = data
 		case "state":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("state"))
 			data, err := ec.unmarshalOIdentityState2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐIdentityState(ctx, v)
@@ -11043,7 +11187,7 @@ func (ec *executionContext) unmarshalInputIdentityFilter(ctx context.Context, ob
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"credentialsIdentifier", "state", "schemaId", "ids"}
+	fieldsInOrder := [...]string{"credentialsIdentifier", "state", "schemaId", "ids", "externalId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -11078,6 +11222,13 @@ func (ec *executionContext) unmarshalInputIdentityFilter(ctx context.Context, ob
 				return it, err
 			}
 			it.Ids = data
+		case "externalId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalID = data
 		}
 	}
 	return it, nil
@@ -11418,7 +11569,7 @@ func (ec *executionContext) unmarshalInputOIDCProviderInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"provider", "subject"}
+	fieldsInOrder := [...]string{"provider", "subject", "organization"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -11439,6 +11590,13 @@ func (ec *executionContext) unmarshalInputOIDCProviderInput(ctx context.Context,
 				return it, err
 			}
 			it.Subject = data
+		case "organization":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("organization"))
+			data, err := ec.unmarshalOUUID2ᚖgithubᚗcomᚋgoogleᚋuuidᚐUUID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Organization = data
 		}
 	}
 	return it, nil
@@ -11527,6 +11685,43 @@ func (ec *executionContext) unmarshalInputRecoverAccountInput(ctx context.Contex
 				return it, err
 			}
 			it.Cookie = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputRecoveryAddressInput(ctx context.Context, obj any) (model.RecoveryAddressInput, error) {
+	var it model.RecoveryAddressInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"value", "via"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "value":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("value"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Value = data
+		case "via":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("via"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Via = data
 		}
 	}
 	return it, nil
@@ -11735,7 +11930,7 @@ func (ec *executionContext) unmarshalInputUpdateIdentityInput(ctx context.Contex
 		asMap["sendVerification"] = false
 	}
 
-	fieldsInOrder := [...]string{"schemaId", "traits", "state", "metadataPublic", "metadataAdmin", "credentials", "revokeSessions", "sendVerification"}
+	fieldsInOrder := [...]string{"schemaId", "traits", "externalId", "verifiableAddresses", "recoveryAddresses", "state", "metadataPublic", "metadataAdmin", "credentials", "revokeSessions", "sendVerification"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -11756,6 +11951,27 @@ func (ec *executionContext) unmarshalInputUpdateIdentityInput(ctx context.Contex
 				return it, err
 			}
 			it.Traits = data
+		case "externalId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalID = data
+		case "verifiableAddresses":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("verifiableAddresses"))
+			data, err := ec.unmarshalOVerifiableAddressInput2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐVerifiableAddressInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VerifiableAddresses = data
+		case "recoveryAddresses":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("recoveryAddresses"))
+			data, err := ec.unmarshalORecoveryAddressInput2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRecoveryAddressInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RecoveryAddresses = data
 		case "state":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("state"))
 			data, err := ec.unmarshalOIdentityState2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐIdentityState(ctx, v)
@@ -11798,6 +12014,64 @@ func (ec *executionContext) unmarshalInputUpdateIdentityInput(ctx context.Contex
 				return it, err
 			}
 			it.SendVerification = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputVerifiableAddressInput(ctx context.Context, obj any) (model.VerifiableAddressInput, error) {
+	var it model.VerifiableAddressInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"value", "via", "verified", "verifiedAt", "status"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "value":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("value"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Value = data
+		case "via":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("via"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Via = data
+		case "verified":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("verified"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Verified = data
+		case "verifiedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("verifiedAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.VerifiedAt = data
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
 		}
 	}
 	return it, nil
@@ -12419,6 +12693,11 @@ func (ec *executionContext) _Identity(ctx context.Context, sel ast.SelectionSet,
 		case "id":
 			out.Values[i] = ec._Identity_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "externalId":
+			out.Values[i] = ec._Identity_externalId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "schemaId":
@@ -13719,6 +13998,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_identity(ctx, field)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "identityByExternalId":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_identityByExternalId(ctx, field)
 				if res == graphql.RequiredNull {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -15599,6 +15900,11 @@ func (ec *executionContext) marshalNRecoveryAddress2ᚖgithubᚗcomᚋidentityd�
 	return ec._RecoveryAddress(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNRecoveryAddressInput2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRecoveryAddressInput(ctx context.Context, v any) (*model.RecoveryAddressInput, error) {
+	res, err := ec.unmarshalInputRecoveryAddressInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNRecoveryCodePayload2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRecoveryCodePayload(ctx context.Context, sel ast.SelectionSet, v *model.RecoveryCodePayload) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -15868,6 +16174,11 @@ func (ec *executionContext) marshalNVerifiableAddress2ᚖgithubᚗcomᚋidentity
 		return graphql.Null
 	}
 	return ec._VerifiableAddress(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNVerifiableAddressInput2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐVerifiableAddressInput(ctx context.Context, v any) (*model.VerifiableAddressInput, error) {
+	res, err := ec.unmarshalInputVerifiableAddressInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNVerifyAddressInput2githubᚗcomᚋidentitydᚋidentitydᚋmodelᚐVerifyAddressInput(ctx context.Context, v any) (model.VerifyAddressInput, error) {
@@ -16209,6 +16520,23 @@ func (ec *executionContext) unmarshalOPasswordCredentialInput2ᚖgithubᚗcomᚋ
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalORecoveryAddressInput2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRecoveryAddressInputᚄ(ctx context.Context, v any) ([]*model.RecoveryAddressInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.RecoveryAddressInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNRecoveryAddressInput2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐRecoveryAddressInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
 func (ec *executionContext) marshalOSession2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐSession(ctx context.Context, sel ast.SelectionSet, v *model.Session) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -16373,6 +16701,23 @@ func (ec *executionContext) marshalOVerifiableAddress2ᚖgithubᚗcomᚋidentity
 		return graphql.Null
 	}
 	return ec._VerifiableAddress(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOVerifiableAddressInput2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐVerifiableAddressInputᚄ(ctx context.Context, v any) ([]*model.VerifiableAddressInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.VerifiableAddressInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNVerifiableAddressInput2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐVerifiableAddressInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.EnumValue) graphql.Marshaler {

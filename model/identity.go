@@ -17,7 +17,10 @@ const (
 // carries no secret: password hashes live only in storage and are compared
 // there, so no code path can hand one to a client by mistake.
 type Identity struct {
-	ID             uuid.UUID
+	ID uuid.UUID
+	// ExternalID is the identity's id in another system (Kratos's
+	// external_id); nil when unset.
+	ExternalID     *string
 	SchemaID       string
 	State          IdentityState
 	StateChangedAt *time.Time

@@ -87,8 +87,17 @@ type CourierMessageFilter struct {
 type CreateIdentityInput struct {
 	// The identity schema; the default schema (`identity.default_schema_id`) when absent.
 	SchemaID *string `json:"schemaId,omitempty"`
-	// The identity's attributes, a JSON object valid against the schema.
-	Traits JSON `json:"traits"`
+	// The identity's attributes, a JSON object valid against the schema; `{}` when absent (which the schema must allow).
+	Traits JSON `json:"traits,omitempty"`
+	// Its id in another system (Kratos's `external_id`), at most 255 bytes; unique: another identity's is IDENTIFIER_TAKEN at `/externalId`.
+	ExternalID *string `json:"externalId,omitempty"`
+	// The verification state of its verifiable addresses, as Kratos exports
+	// them: each entry's state applies to the address of the traits with the
+	// same value and channel; an address that the traits do not hold is kept
+	// too, until the traits next change.
+	VerifiableAddresses []*VerifiableAddressInput `json:"verifiableAddresses,omitempty"`
+	// Recovery addresses beyond those the schema yields from the traits (merged; kept until the traits next change).
+	RecoveryAddresses []*RecoveryAddressInput `json:"recoveryAddresses,omitempty"`
 	// ACTIVE when absent.
 	State *IdentityState `json:"state,omitempty"`
 	// Attributes only admins may change and the owner may read; null when absent.
@@ -178,6 +187,8 @@ type IdentityFilter struct {
 	SchemaID *string `json:"schemaId,omitempty"`
 	// Only these identities (listed in creation order whatever the order given); an empty list matches none.
 	Ids []uuid.UUID `json:"ids,omitempty"`
+	// Only the identity with this external id (exact, case-sensitive).
+	ExternalID *string `json:"externalId,omitempty"`
 }
 
 // The answer of a mutation on one identity.
@@ -303,6 +314,8 @@ type OIDCProviderInput struct {
 	Provider string `json:"provider"`
 	// The account's `sub` claim at that provider, case-sensitive; not empty.
 	Subject string `json:"subject"`
+	// The organization the link belongs to (Kratos's B2B SSO `organization`), when any.
+	Organization *uuid.UUID `json:"organization,omitempty"`
 }
 
 // A configured OpenID Connect provider, for sign-in buttons.
@@ -393,6 +406,14 @@ type RecoverAccountInput struct {
 	NewPassword *string `json:"newPassword,omitempty"`
 	// Also set the session cookie (for browsers); when absent, a browser page from an allowed origin gets one too. With a cookie, `sessionToken` is null.
 	Cookie *bool `json:"cookie,omitempty"`
+}
+
+// A recovery address.
+type RecoveryAddressInput struct {
+	// The address (normalised like the traits').
+	Value string `json:"value"`
+	// `email` or `sms`.
+	Via string `json:"via"`
 }
 
 // The answer of `createRecoveryCode`.
@@ -543,6 +564,12 @@ type UpdateIdentityInput struct {
 	SchemaID *string `json:"schemaId,omitempty"`
 	// The new traits, replacing the old ones, valid against the schema.
 	Traits JSON `json:"traits"`
+	// The external id; unchanged when absent, cleared by an empty string.
+	ExternalID *string `json:"externalId,omitempty"`
+	// Verification states to set on its verifiable addresses (see `CreateIdentityInput.verifiableAddresses`).
+	VerifiableAddresses []*VerifiableAddressInput `json:"verifiableAddresses,omitempty"`
+	// Recovery addresses beyond those the schema yields (see `CreateIdentityInput.recoveryAddresses`).
+	RecoveryAddresses []*RecoveryAddressInput `json:"recoveryAddresses,omitempty"`
 	// Unchanged when absent.
 	State *IdentityState `json:"state,omitempty"`
 	// The new public metadata; absent or null clears it.
@@ -588,6 +615,20 @@ type UserError struct {
 	Message string `json:"message"`
 	// Where in the input, as a JSON pointer (e.g. `/traits/email`, `/credentials/password/password`); null when the error is about the input as a whole.
 	Path *string `json:"path,omitempty"`
+}
+
+// The verification state of an address, as Kratos exports it.
+type VerifiableAddressInput struct {
+	// The address (normalised like the traits': emails lower-cased, phone numbers in E.164).
+	Value string `json:"value"`
+	// `email` or `sms`.
+	Via string `json:"via"`
+	// Whether its owner proved control of it; false when absent.
+	Verified *bool `json:"verified,omitempty"`
+	// When it was verified; now when `verified` is true and this is absent; must be absent when not verified.
+	VerifiedAt *time.Time `json:"verifiedAt,omitempty"`
+	// `pending`, `sent` or `completed`; follows `verified` when absent (`completed` exactly when verified).
+	Status *string `json:"status,omitempty"`
 }
 
 // An address and the verification code sent to it.
