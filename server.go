@@ -321,6 +321,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 			RecoveryLifespan:     time.Duration(flows.Recovery.Lifespan),
 			Throttle:             cfg.Selfservice.Codes.Throttle.session(),
 		},
+		CodeLogin: session.CodeLoginConfig{
+			Enabled:  methods.Code.Enabled || methods.Code.PasswordlessEnabled,
+			Lifespan: time.Duration(methods.Code.Config.Lifespan),
+		},
 		MFA: session.MFAConfig{
 			TOTPEnabled: methods.TOTP.Enabled, TOTPIssuer: methods.TOTP.Config.Issuer,
 			LookupEnabled: methods.LookupSecret.Enabled, Secrets: secondFactors,

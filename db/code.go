@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"crypto/subtle"
+	"database/sql"
 	"slices"
 	"strings"
 	"time"
@@ -20,6 +21,55 @@ const (
 	PurposeInvitation   = "invitation"
 	PurposeLogin        = "login"
 )
+
+// CredentialCode is the credential type of the `ory.sh/kratos` mark
+// `"code": {"identifier": true, "via": …}`: a trait a sign-in code may be
+// sent to (Kratos's passwordless code).
+const CredentialCode = "code"
+
+// loginIdentifierTypes are the credential types whose identifiers a person
+// types to sign in. A sign-in code goes to one of them that is also an
+// address (see LoginCodeAddress); passkey display names and TOTP account
+// names are labels, not identifiers.
+var loginIdentifierTypes = []string{CredentialCode, CredentialPassword, "webauthn"}
+
+// codeVia is the channel of a `code` identifier: the extension normalises
+// it for its channel, so an email address has an @ and a phone number
+// (E.164) never does.
+func codeVia(value string) string {
+	if strings.Contains(value, "@") {
+		return model.ViaEmail
+	}
+	return model.ViaSMS
+}
+
+// LoginCodeAddress is where an identity's sign-in codes go, of those a new
+// identity's write w holds: its first `code` identifier (Kratos's mark for
+// it), else its first login identifier that is also one of its verifiable
+// or recovery addresses (so a schema marked for passwords and verification,
+// such as preset://email, works unchanged), in the traits' order. False
+// when there is none. requestLoginCode finds identities by the same rule
+// (loginCodeTargets).
+func LoginCodeAddress(w *IdentityWrite) (Address, bool) {
+	for _, id := range w.Identifiers {
+		if id.Type == CredentialCode {
+			return Address{Via: codeVia(id.Value), Value: id.Value, Path: id.Path}, true
+		}
+	}
+	for _, id := range w.Identifiers {
+		if !slices.Contains(loginIdentifierTypes, id.Type) {
+			continue
+		}
+		for _, as := range [][]Address{w.VerifiableAddresses, w.RecoveryAddresses} {
+			for _, a := range as {
+				if a.Value == id.Value {
+					return Address{Via: a.Via, Value: a.Value, Path: id.Path}, true
+				}
+			}
+		}
+	}
+	return Address{}, false
+}
 
 // Code is a one-time code as stored: its keyed hash, never the code. It only
 // travels between internal/code and storage: no model type holds it.
@@ -265,16 +315,8 @@ func (db *DB) Recover(ctx context.Context, r *Recovery) error {
 		if err := consumeCode(ctx, tx, r.Code.ID, now); err != nil {
 			return err
 		}
-		var state string
-		q := tx.NewSelect().Model((*identityRow)(nil)).Column("state").Where("id = ?", id)
-		if db.kind == Postgres {
-			q = q.For("UPDATE") // no state change slips in between
-		}
-		if err := q.Scan(ctx, &state); err != nil {
-			return notFound(err, "identity")
-		}
-		if stateFromDB(state) != model.IdentityStateActive {
-			return &model.Error{Code: model.CodeAccountDisabled, Message: "account is disabled"}
+		if err := db.requireActive(ctx, tx, id); err != nil {
+			return err
 		}
 		if r.PasswordHash != nil {
 			if err := setPasswordHash(ctx, tx, id, *r.PasswordHash, now); err != nil {
@@ -296,6 +338,87 @@ func (db *DB) Recover(ctx context.Context, r *Recovery) error {
 	}
 	db.changed(id)
 	return nil
+}
+
+// requireActive refuses, with ACCOUNT_DISABLED, to sign in an identity that
+// is not active. On PostgreSQL it locks the identity's row until the
+// transaction ends, so no state change slips in between.
+func (db *DB) requireActive(ctx context.Context, tx bun.Tx, id uuid.UUID) error {
+	var state string
+	q := tx.NewSelect().Model((*identityRow)(nil)).Column("state").Where("id = ?", id)
+	if db.kind == Postgres {
+		q = q.For("UPDATE")
+	}
+	if err := q.Scan(ctx, &state); err != nil {
+		return notFound(err, "identity")
+	}
+	if stateFromDB(state) != model.IdentityStateActive {
+		return &model.Error{Code: model.CodeAccountDisabled, Message: "account is disabled"}
+	}
+	return nil
+}
+
+// CodeSignIn is what signing in with a sign-in code does, in one
+// transaction.
+type CodeSignIn struct {
+	// Code is the login code that matched, still unused.
+	Code *Code
+	// Session is the session it signs in with.
+	Session *NewSession
+	Now     time.Time
+}
+
+// SignInWithCode redeems a login code that matched: in one transaction it
+// uses the code up, checks that the code's address still is one the
+// identity signs in with by code (INVALID_CODE otherwise: a code sent before
+// the traits changed proves nothing about the account now) and that the
+// identity is active (ACCOUNT_DISABLED otherwise, and the code stays
+// unused), marks the address verified (receiving the code proved control
+// of it), uses up the address's other live login codes, and stores the
+// session. INVALID_CODE when the code was used meanwhile or expired.
+func (db *DB) SignInWithCode(ctx context.Context, r *CodeSignIn) error {
+	now := r.Now.UTC()
+	c := r.Code
+	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := consumeCode(ctx, tx, c.ID, now); err != nil {
+			return err
+		}
+		held, err := loginCodeTargets(ctx, tx, []string{c.Address}, c.IdentityID)
+		if err != nil {
+			return err
+		}
+		if len(held) == 0 {
+			return errInvalidCode()
+		}
+		if err := db.requireActive(ctx, tx, c.IdentityID); err != nil {
+			return err
+		}
+		// A code identifier that is not also marked for verification has
+		// no verifiable address to mark.
+		if _, err := verifyAddress(ctx, tx, c.IdentityID, c.Via, c.Address, now); err != nil && model.ErrorCodeOf(err) != model.CodeNotFound {
+			return err
+		}
+		if err := useUpLoginCodes(ctx, tx, []string{c.Address}, now); err != nil {
+			return err
+		}
+		return insertSession(ctx, tx, r.Session)
+	})
+	if err != nil {
+		return wrap(err)
+	}
+	db.changed(c.IdentityID)
+	return nil
+}
+
+// useUpLoginCodes marks every live login code sent to one of addresses
+// used: a new code replaces them, and a sign-in leaves them nothing to do.
+func useUpLoginCodes(ctx context.Context, idb bun.IDB, addresses []string, now time.Time) error {
+	if len(addresses) == 0 {
+		return nil
+	}
+	_, err := idb.NewUpdate().Model((*codeRow)(nil)).Set("used_at = ?", now.UTC()).
+		Where("purpose = ? AND address IN (?) AND used_at IS NULL", PurposeLogin, bun.In(addresses)).Exec(ctx)
+	return err
 }
 
 // HasVerifiedAddress tells whether an identity has at least one verified
@@ -332,7 +455,7 @@ type codeRequestRow struct {
 // or may not belong to anyone.
 type CodeRequest struct {
 	ID uuid.UUID
-	// Purpose is PurposeVerification or PurposeRecovery.
+	// Purpose is PurposeVerification, PurposeRecovery or PurposeLogin.
 	Purpose string
 	// Address is normalised, as addresses are stored.
 	Address   string
@@ -411,10 +534,14 @@ type CodeDispatch struct {
 
 // ResolveCodeRequests claims up to limit pending code requests, oldest
 // first, and for each looks up the addresses it names (verifiable addresses
-// for verification, recovery addresses for recovery) and lets resolve decide
-// what to send; the codes and messages it returns are stored, verification
-// addresses that got a code are marked sent, and the requests are deleted,
-// all in one transaction. Several processes may run it at once: on
+// for verification, recovery addresses for recovery, the addresses
+// identities sign in with by code for login: see LoginCodeAddress) and lets
+// resolve decide what to send; the codes and messages it returns are
+// stored, verification addresses that got a code are marked sent, a new
+// login code uses up the older live login codes of its address, and the
+// requests are deleted, all in one transaction. Of several login requests
+// for one address in a batch only the newest is resolved: each would
+// replace the one before. Several processes may run it at once: on
 // PostgreSQL the claim skips rows another holds (FOR UPDATE SKIP LOCKED);
 // SQLite's write transaction holds the database. It returns how many
 // requests it resolved.
@@ -451,12 +578,21 @@ func (db *DB) ResolveCodeRequests(ctx context.Context, limit int, resolve func(C
 				targets[k] = append(targets[k], t)
 			}
 		}
+		newestLogin := map[string]uuid.UUID{} // by address; reqs are in id (time) order
+		for _, r := range reqs {
+			if r.Purpose == PurposeLogin {
+				newestLogin[r.Address] = r.ID
+			}
+		}
 		var codes []*Code
 		var msgs []*model.CourierMessage
 		var sent []uuid.UUID // verifiable addresses that got a code
 		ids := make([]uuid.UUID, len(reqs))
 		for i, r := range reqs {
 			ids[i] = r.ID
+			if r.Purpose == PurposeLogin && newestLogin[r.Address] != r.ID {
+				continue
+			}
 			ts := targets[[2]string{r.Purpose, r.Address}]
 			d := resolve(CodeRequest{ID: r.ID, Purpose: r.Purpose, Address: r.Address, CreatedAt: r.CreatedAt.UTC()}, ts)
 			if d == nil {
@@ -470,6 +606,17 @@ func (db *DB) ResolveCodeRequests(ctx context.Context, limit int, resolve func(C
 						sent = append(sent, t.addressID)
 					}
 				}
+			}
+		}
+		var replaced []string // addresses that get a new login code
+		for _, c := range codes {
+			if c.Purpose == PurposeLogin && !slices.Contains(replaced, c.Address) {
+				replaced = append(replaced, c.Address)
+			}
+		}
+		if len(replaced) > 0 {
+			if err := useUpLoginCodes(ctx, tx, replaced, codes[0].CreatedAt); err != nil {
+				return err
 			}
 		}
 		if err := insertCodes(ctx, tx, codes); err != nil {
@@ -498,6 +645,9 @@ func (db *DB) ResolveCodeRequests(ctx context.Context, limit int, resolve func(C
 // codeTargets lists the addresses equal to one of addresses that a request
 // of purpose may send to, with their identities.
 func codeTargets(ctx context.Context, idb bun.IDB, purpose string, addresses []string) ([]CodeTarget, error) {
+	if purpose == PurposeLogin {
+		return loginCodeTargets(ctx, idb, addresses, uuid.Nil)
+	}
 	var rows []struct {
 		ID         uuid.UUID `bun:"id"`
 		IdentityID uuid.UUID `bun:"identity_id"`
@@ -523,6 +673,74 @@ func codeTargets(ctx context.Context, idb bun.IDB, purpose string, addresses []s
 	for i, r := range rows {
 		out[i] = CodeTarget{IdentityID: r.IdentityID, Via: r.Via, Address: r.Value, Verified: r.Verified,
 			State: stateFromDB(r.State), SchemaID: r.SchemaID, Traits: model.JSON(r.Traits), addressID: r.ID}
+	}
+	return out, nil
+}
+
+// loginCodeTargets lists, for each of addresses, the identity a login code
+// for it goes to (of identityID only, unless it is uuid.Nil), by the rule
+// of LoginCodeAddress: a `code` identifier equal to the address, or a login
+// identifier equal to it that is also a verifiable or recovery address of
+// the same identity. Identifiers are unique per type only, so two
+// identities may qualify for one address (one by a `code` identifier, the
+// other by a password identifier): the `code` identifier wins, as it is the
+// mark made for this, then the older identity; one address gets one code.
+func loginCodeTargets(ctx context.Context, idb bun.IDB, addresses []string, identityID uuid.UUID) ([]CodeTarget, error) {
+	if len(addresses) == 0 {
+		return nil, nil
+	}
+	var rows []struct {
+		IdentityID    uuid.UUID      `bun:"identity_id"`
+		Type          string         `bun:"type"`
+		Value         string         `bun:"identifier"`
+		State         string         `bun:"state"`
+		SchemaID      string         `bun:"schema_id"`
+		Traits        rawJSON        `bun:"traits"`
+		VerifiableVia sql.NullString `bun:"verifiable_via"`
+		RecoveryVia   sql.NullString `bun:"recovery_via"`
+	}
+	q := idb.NewSelect().TableExpr("identity_credential_identifiers AS ci").
+		ColumnExpr("ci.identity_id, ci.type, ci.identifier, i.state, i.schema_id, i.traits").
+		ColumnExpr("(SELECT MIN(a.via) FROM identity_verifiable_addresses AS a WHERE a.identity_id = ci.identity_id AND a.value = ci.identifier) AS verifiable_via").
+		ColumnExpr("(SELECT MIN(a.via) FROM identity_recovery_addresses AS a WHERE a.identity_id = ci.identity_id AND a.value = ci.identifier) AS recovery_via").
+		Join("JOIN identities AS i ON i.id = ci.identity_id").
+		Where("ci.identifier IN (?) AND ci.type IN (?)", bun.In(addresses), bun.In(loginIdentifierTypes)).
+		OrderExpr("ci.identity_id")
+	if identityID != uuid.Nil {
+		q = q.Where("ci.identity_id = ?", identityID)
+	}
+	if err := q.Scan(ctx, &rows); err != nil {
+		return nil, err
+	}
+	type pick struct {
+		target CodeTarget
+		byCode bool
+	}
+	best := map[string]pick{}
+	for _, r := range rows {
+		var via string
+		switch {
+		case r.Type == CredentialCode:
+			via = codeVia(r.Value)
+		case r.VerifiableVia.Valid:
+			via = r.VerifiableVia.String
+		case r.RecoveryVia.Valid:
+			via = r.RecoveryVia.String
+		default:
+			continue // a login identifier that is no address
+		}
+		byCode := r.Type == CredentialCode
+		if cur, ok := best[r.Value]; ok && (cur.byCode || !byCode) {
+			continue // rows come oldest identity first
+		}
+		best[r.Value] = pick{byCode: byCode, target: CodeTarget{IdentityID: r.IdentityID, Via: via, Address: r.Value,
+			State: stateFromDB(r.State), SchemaID: r.SchemaID, Traits: model.JSON(r.Traits)}}
+	}
+	var out []CodeTarget
+	for _, a := range addresses {
+		if p, ok := best[a]; ok {
+			out = append(out, p.target)
+		}
 	}
 	return out, nil
 }

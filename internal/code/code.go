@@ -1,7 +1,7 @@
 // Package code is one-time codes: made from crypto/rand, stored only as a
 // keyed hash, checked once, with an expiry and a bounded number of wrong
-// attempts. Verification, recovery, invitations (and later passwordless
-// login) all use it, so the rules live in one place.
+// attempts. Verification, recovery, invitations and passwordless login all
+// use it, so the rules live in one place.
 //
 // Short codes (6 digits by default) go to an address by email or SMS and are
 // found again by that address; with a million values they are only safe

@@ -3,6 +3,7 @@ package code
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/identityd/identityd/db"
+	"github.com/identityd/identityd/internal/courier"
 )
 
 const (
@@ -132,5 +134,26 @@ func TestNewRefuses(t *testing.T) {
 		if _, err := New(cfg, rand.Reader); err == nil {
 			t.Errorf("New(%+v) accepted", cfg)
 		}
+	}
+}
+
+// TestLoginMessage: a login code goes out in Kratos's login_code template,
+// its data under Kratos's names.
+func TestLoginMessage(t *testing.T) {
+	c, err := courier.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := Target{IdentityID: uuid.New(), Via: "sms", Address: "+14155552671"}
+	m, err := Message(c, db.PurposeLogin, target, "123456", 15*time.Minute, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.TemplateType != courier.TemplateLoginCode || m.Body != "Your sign-in code is: 123456" || m.Recipient != "+14155552671" {
+		t.Errorf("message: %+v", m)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(m.TemplateData, &data); err != nil || data["login_code"] != "123456" || data["to"] != "+14155552671" {
+		t.Errorf("template data %s, %v", m.TemplateData, err)
 	}
 }

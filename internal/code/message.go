@@ -17,6 +17,7 @@ var templates = map[string]struct{ typ, field string }{
 	db.PurposeVerification: {courier.TemplateVerificationCode, "VerificationCode"},
 	db.PurposeRecovery:     {courier.TemplateRecoveryCode, "RecoveryCode"},
 	db.PurposeInvitation:   {courier.TemplateInvitation, "InvitationCode"},
+	db.PurposeLogin:        {courier.TemplateLoginCode, "LoginCode"},
 }
 
 // Message composes the message that carries a code (plain, as made) of

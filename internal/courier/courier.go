@@ -31,10 +31,13 @@ const (
 	TemplateVerificationCode = "verification_code"
 	TemplateRecoveryCode     = "recovery_code"
 	TemplateInvitation       = "invitation"
+	// TemplateLoginCode carries a sign-in code (passwordless): Kratos's
+	// login_code, whose data has LoginCode.
+	TemplateLoginCode = "login_code"
 )
 
 // templateTypes are the types with built-in templates.
-var templateTypes = []string{TemplateVerificationCode, TemplateRecoveryCode, TemplateInvitation}
+var templateTypes = []string{TemplateVerificationCode, TemplateRecoveryCode, TemplateInvitation, TemplateLoginCode}
 
 //go:embed templates
 var builtin embed.FS

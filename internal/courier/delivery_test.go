@@ -34,7 +34,9 @@ func TestTemplateOverrides(t *testing.T) {
 	write("recovery_code/valid/email.body.partials.gotmpl", `{{ define "greeting" }}<p>Hello {{ .To | lower }}</p>{{ end }}`)
 	write("recovery_code/valid/sms.body.gotmpl", `{{ .RecoveryCode | repeat 2 }}`)
 	// Kratos's other template types are ignored, not refused.
-	write("login_code/valid/email.subject.gotmpl", `{{ broken`)
+	write("registration_code/valid/email.subject.gotmpl", `{{ broken`)
+	// A sign-in code's template takes Kratos's LoginCode.
+	write("login_code/valid/sms.body.gotmpl", `code {{ .LoginCode }} for {{ .To }}`)
 	c, err := New(WithTemplateOverrides(dir))
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +55,10 @@ func TestTemplateOverrides(t *testing.T) {
 	s, err := c.Compose(model.ViaSMS, "+1", TemplateRecoveryCode, data, time.Now())
 	if err != nil || s.Body != "123456123456" {
 		t.Errorf("sms = %q, %v", s.Body, err)
+	}
+	l, err := c.Compose(model.ViaSMS, "+1", TemplateLoginCode, map[string]any{"To": "+1", "LoginCode": "654321"}, time.Now())
+	if err != nil || l.Body != "code 654321 for +1" {
+		t.Errorf("login_code sms = %q, %v", l.Body, err)
 	}
 
 	write("recovery_code/valid/email.subject.gotmpl", `{{ .To `)

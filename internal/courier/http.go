@@ -202,7 +202,7 @@ type httpContext struct {
 // ctx.template_type: its code templates are "…_valid".
 func kratosTemplateType(t string) string {
 	switch t {
-	case TemplateVerificationCode, TemplateRecoveryCode:
+	case TemplateVerificationCode, TemplateRecoveryCode, TemplateLoginCode:
 		return t + "_valid"
 	}
 	return t

@@ -3,13 +3,16 @@ package identity
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/identityd/identityd/db"
+	"github.com/identityd/identityd/internal/code"
 	"github.com/identityd/identityd/model"
 	"github.com/identityd/identityd/schemas"
 )
@@ -28,6 +31,48 @@ func (s *Service) Register(ctx context.Context, schemaID *string, traits model.J
 		SendVerification: &send,
 	})
 	return ident, repath(err, "/credentials/password/password", "/password")
+}
+
+// RegisterPasswordless creates an identity for self-service sign-up without
+// a password (Kratos's passwordless registration): traits validated as
+// Register does, no credential secret at all, and, in the same transaction,
+// a login code valid for lifespan queued to the address it signs in with
+// (db.LoginCodeAddress: a `code` identifier, else a login identifier that is
+// also a verifiable or recovery address). That code proves the address when
+// used, so it gets no verification code; every other verifiable address
+// does, as on Register. Traits with no such address are VALIDATION_FAILED
+// at /traits: the identity could never sign in.
+func (s *Service) RegisterPasswordless(ctx context.Context, schemaID *string, traits model.JSON, lifespan time.Duration) (*model.Identity, error) {
+	if s.mail.Codes == nil {
+		return nil, errors.New("passwordless registration needs the code service")
+	}
+	w, err := s.prepareCreate(ctx, &model.CreateIdentityInput{SchemaID: schemaID, Traits: traits})
+	if err != nil {
+		return nil, err
+	}
+	to, ok := db.LoginCodeAddress(w)
+	if !ok {
+		return nil, &model.Error{Code: model.CodeValidationFailed, Path: "/traits",
+			Message: "no trait is an address to send a sign-in code to, so nobody could sign in without a password: the schema must mark an email or phone trait " +
+				"(\"ory.sh/kratos\": {\"credentials\": {\"code\": {\"identifier\": true, \"via\": \"email\"}}}, or a password identifier that is also a verification or recovery address) and the traits must set it"}
+	}
+	err = s.attachVerification(w, func(a db.Address) bool { return a.Via != to.Via || a.Value != to.Value })
+	if err != nil {
+		return nil, err
+	}
+	t := code.Target{IdentityID: w.Identity.ID, Via: to.Via, Address: to.Value}
+	now := s.clock()
+	plain, row, err := s.mail.Codes.Short(db.PurposeLogin, t, lifespan, now)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := code.Message(s.mail.Courier, db.PurposeLogin, t, plain, lifespan, w.Identity, now)
+	if err != nil {
+		return nil, err
+	}
+	w.Codes = append(w.Codes, row)
+	w.Messages = append(w.Messages, msg)
+	return s.store.CreateIdentity(ctx, w)
 }
 
 // UpdateTraits replaces the owner's traits, validated against their schema;

@@ -39,7 +39,10 @@ const MaxRecoveryCodeLifespan = 30 * 24 * time.Hour
 const (
 	kindVerificationRequest = "verification request"
 	kindRecoveryRequest     = "recovery request"
-	kindCodeCheck           = "code check"
+	kindLoginRequest        = "login code request"
+	// kindCodeCheck counts checks of every kind of short code (verify,
+	// recover, sign in) together: one address has one guessing budget.
+	kindCodeCheck = "code check"
 )
 
 // codeKeys are the counters of a code flow attempt of kind about address
@@ -78,22 +81,29 @@ func sayCodeWait(secs int) string {
 // address when it has an @, else a phone number (E.164), as the schema
 // extension normalises addresses by channel.
 func canonicalAddress(raw string) (string, error) {
+	return canonicalAddressAt(raw, "/address", "the address ")
+}
+
+// canonicalAddressAt is canonicalAddress with its errors at path, their
+// messages starting with what (a sign-in names the field identifier).
+func canonicalAddressAt(raw, path, what string) (string, error) {
 	format := "tel"
 	if strings.Contains(raw, "@") {
 		format = "email"
 	}
 	a, err := schemas.CanonicalIdentifier(raw, format)
 	if err != nil {
-		return "", &model.Error{Code: model.CodeValidationFailed, Path: "/address", Message: "the address " + err.Error()}
+		return "", &model.Error{Code: model.CodeValidationFailed, Path: path, Message: what + err.Error()}
 	}
 	if a == "" {
-		return "", &model.Error{Code: model.CodeValidationFailed, Path: "/address", Message: "give an email address or a phone number (with + and the country code)"}
+		return "", &model.Error{Code: model.CodeValidationFailed, Path: path, Message: "give an email address or a phone number (with + and the country code)"}
 	}
 	return a, nil
 }
 
 // RequestVerificationCode asks for a verification code to address, and
-// RequestRecoveryCode for a recovery code. Both do the same work whatever
+// RequestRecoveryCode for a recovery code (RequestLoginCode for a sign-in
+// code works the same way). Both do the same work whatever
 // the address: check its form, charge the throttle and record the request
 // (one statement on PostgreSQL), and wake the loop that resolves requests
 // (RunCodeRequests).
@@ -113,6 +123,12 @@ func (s *Service) requestCode(ctx context.Context, purpose, kind, raw string, c 
 	if err != nil {
 		return err
 	}
+	return s.recordCodeRequest(ctx, purpose, kind, address, c)
+}
+
+// recordCodeRequest charges a request for a code of purpose to address (in
+// its stored form) to the throttle, records it and wakes the loop.
+func (s *Service) recordCodeRequest(ctx context.Context, purpose, kind, address string, c Client) error {
 	now := s.clock()
 	until, err := s.store.RecordCodeRequest(ctx, s.codeKeys(kind, address, c).all(), s.cfg.Codes.Throttle.Window,
 		&db.CodeRequest{ID: uuid.Must(uuid.NewV7()), Purpose: purpose, Address: address, CreatedAt: now})
@@ -176,15 +192,21 @@ func (s *Service) ResolveCodeRequests(ctx context.Context) (int, error) {
 
 // dispatch decides what one code request sends: a verification code to
 // each unverified address of an active identity it names, a recovery code
-// to each recovery address it names (a disabled identity's too: redeeming
-// it is refused, and sending nothing would tell the two apart to whoever
-// reads the mailbox). Nothing at all for an address nobody has.
+// to each recovery address it names, a login code to the address an
+// identity signs in with by code (a disabled identity's too, for both:
+// redeeming it is refused, and sending nothing would tell the two apart to
+// whoever reads the mailbox). Nothing at all for an address nobody has.
 func (s *Service) dispatch(req db.CodeRequest, targets []db.CodeTarget) *db.CodeDispatch {
 	out := &db.CodeDispatch{}
 	now := s.clock()
-	lifespan := s.cfg.Codes.VerificationLifespan
-	if req.Purpose == db.PurposeRecovery {
+	var lifespan time.Duration
+	switch req.Purpose {
+	case db.PurposeRecovery:
 		lifespan = s.cfg.Codes.RecoveryLifespan
+	case db.PurposeLogin:
+		lifespan = s.cfg.CodeLogin.Lifespan
+	default:
+		lifespan = s.cfg.Codes.VerificationLifespan
 	}
 	for _, t := range targets {
 		if req.Purpose == db.PurposeVerification && (t.Verified || t.State != model.IdentityStateActive) {

@@ -41,6 +41,8 @@ type Config struct {
 	RequireVerifiedAddress bool
 	// Codes is verification and recovery by code.
 	Codes CodeConfig
+	// CodeLogin is signing in with a one-time code (passwordless).
+	CodeLogin CodeLoginConfig
 	// MFA is second factors.
 	MFA MFAConfig
 }
@@ -70,6 +72,9 @@ func New(store *db.DB, identities *identity.Service, codes *code.Codes, template
 	}
 	if cfg.Codes.Throttle == (ThrottleConfig{}) {
 		cfg.Codes.Throttle = DefaultThrottle()
+	}
+	if cfg.CodeLogin.Lifespan == 0 {
+		cfg.CodeLogin.Lifespan = DefaultLoginCodeLifespan
 	}
 	return &Service{store: store, identities: identities, codes: codes, courier: templates, cfg: cfg, now: now, random: random,
 		wake: make(chan struct{}, 1)}
