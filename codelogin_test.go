@@ -355,6 +355,13 @@ func TestCodeLoginPasswordlessRegister(t *testing.T) {
 		// Signing in again later is requestLoginCode's.
 		s.clRequest(t, "jo@example.com")
 		s.clMustLogin(t, "jo@example.com", clWaitMail(t, sink, "jo@example.com", 2))
+		// A fresh code session may add a password without a current one.
+		r = s.gql(t, token, `mutation($in: ChangePasswordInput!) { changeMyPassword(input: $in) { `+identFields+` } }`,
+			map[string]any{"in": map[string]any{"newPassword": pw2, "revokeOtherSessions": false}})
+		if p := field[identityPayloadOut](t, r, "changeMyPassword"); len(r.Errors) > 0 || len(p.UserErrors) > 0 {
+			t.Fatalf("changeMyPassword after a code sign-in: %+v %+v", r.Errors, p.UserErrors)
+		}
+		s.mustLogin(t, "jo@example.com", pw2)
 
 		// Traits that are invalid stay invalid.
 		r = s.gql(t, "", clRegisterQ, map[string]any{"in": map[string]any{"traits": map[string]any{"email": "not-an-email"}}})
@@ -522,5 +529,39 @@ func TestCodeLoginBySMS(t *testing.T) {
 		}
 		s.clRequest(t, "+14155552671")
 		s.clMustLogin(t, "+14155552671", waitSMS(2)["Code"])
+	})
+}
+
+// TestCodeLoginSecondFactor: a code is a first factor. An identity with a
+// second factor gets an AAL1 session that whoami refuses under
+// session.whoami.required_aal: highest_available (the default) until
+// loginSecondFactor lifts it.
+func TestCodeLoginSecondFactor(t *testing.T) {
+	eachCodeLogin(t, nil, func(t *testing.T, s *testServer, sink *smtpSink) {
+		r := s.admin(t, `mutation($in: CreateIdentityInput!) { createIdentity(input: $in) { `+identFields+` } }`, map[string]any{"in": map[string]any{
+			"traits":      map[string]any{"email": "oli@example.com"},
+			"credentials": map[string]any{"lookupSecret": map[string]any{"codes": []string{"abcde-fghij", "klmno-pqrst"}}},
+		}})
+		if out := field[identityPayloadOut](t, r, "createIdentity"); len(out.UserErrors) > 0 {
+			t.Fatalf("createIdentity: %+v", out.UserErrors)
+		}
+		s.clRequest(t, "oli@example.com")
+		token, sess := s.clMustLogin(t, "oli@example.com", clWaitMail(t, sink, "oli@example.com", 1))
+		if sess.AAL != "AAL1" {
+			t.Errorf("code session of an identity with a second factor: %+v", sess)
+		}
+		if w := s.gql(t, token, `{ whoami { id } }`, nil); w.code(0) != "SESSION_AAL2_REQUIRED" {
+			t.Errorf("whoami at AAL1: %+v, want SESSION_AAL2_REQUIRED", w.Errors)
+		}
+		w := s.gql(t, token, `mutation($in: LoginSecondFactorInput!) { loginSecondFactor(input: $in) { `+authFields+` } }`,
+			map[string]any{"in": map[string]any{"lookupSecret": "abcde-fghij"}})
+		out := field[authOut](t, w, "loginSecondFactor")
+		if len(w.Errors) > 0 || len(out.UserErrors) > 0 || out.Session == nil || out.Session.AAL != "AAL2" ||
+			!slices.Equal(methodNames(out.Session.AuthenticationMethods), []string{"CODE/AAL1", "LOOKUP_SECRET/AAL2"}) {
+			t.Fatalf("loginSecondFactor after a code: %+v %+v", w.Errors, out)
+		}
+		if got := s.whoami(t, token); got.AAL != "AAL2" {
+			t.Errorf("whoami after the second factor: %+v", got)
+		}
 	})
 }
