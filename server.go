@@ -434,6 +434,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	if !cfg.manualCodeRequests {
 		a.runner.Add("code-requests", func(ctx context.Context) { sessions.RunCodeRequests(ctx, codeRequestPoll, log) })
 	}
+	a.runner.Every("passkey-prune", throttlePruneInterval, passkeys.PruneJob(log))
 	a.runner.Every("code-prune", throttlePruneInterval, func(ctx context.Context) {
 		if n, err := sessions.PruneCodes(ctx); err != nil {
 			log.Warn("pruning one-time codes failed", "error", err)

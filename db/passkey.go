@@ -36,6 +36,10 @@ const (
 // identifiers are names shown to the user, or user handles.)
 var passkeyLookupTypes = []string{CredentialPassword, "code", "webauthn"}
 
+// firstFactorTypes are the credential types other than passkeys that sign
+// an identity in on their own (second factors do not).
+var firstFactorTypes = []string{CredentialPassword, CredentialOIDC, "webauthn", "code"}
+
 // PasskeyCredential is an identity's passkey credential as stored, for the
 // passkey service to read and change.
 type PasskeyCredential struct {
@@ -47,10 +51,11 @@ type PasskeyCredential struct {
 	// Version changes with every write of the config: a sign-in's counter
 	// update is a compare-and-set on it (UsePasskey).
 	Version int
-	// HasPassword and HasOIDC tell whether the identity can sign in another
-	// way: a password hash, an OpenID Connect link. Filled by UpdatePasskeys
-	// only, in its transaction.
-	HasPassword, HasOIDC bool
+	// OtherSignIn lists the other credentials the identity can sign in
+	// with (first factors that hold their secret: a password hash, an OpenID
+	// Connect link, WebAuthn keys, passwordless codes), by type. Filled by
+	// UpdatePasskeys only, in its transaction.
+	OtherSignIn []string
 }
 
 // PasskeyUpdate is UpdatePasskeys' result of a change: the new config and
@@ -182,7 +187,7 @@ func (db *DB) FindLoginIdentity(ctx context.Context, identifiers []string) (uuid
 // holds the identity (PostgreSQL locks its row; SQLite's write transaction
 // holds the database), so that two changes, or a change and the removal of
 // another way to sign in, cannot interleave. change sees the credential as
-// stored (Config nil when there is none) with HasPassword and HasOIDC, and
+// stored (Config nil when there is none) with OtherSignIn, and
 // returns the new config; its error aborts everything. The user handle's
 // identifier row is written with the first passkey (and again if an
 // identity write dropped it), and dropped with the last; a credential left
@@ -201,20 +206,18 @@ func (db *DB) UpdatePasskeys(ctx context.Context, identityID uuid.UUID, now time
 		}
 		var rows []credentialRow
 		if err := tx.NewSelect().Model(&rows).
-			Where("identity_id = ? AND type IN (?)", identityID, bun.In([]string{CredentialPasskey, CredentialPassword, CredentialOIDC})).
-			Scan(ctx); err != nil {
+			Where("identity_id = ? AND type IN (?)", identityID, bun.In(append([]string{CredentialPasskey}, firstFactorTypes...))).
+			OrderExpr("type").Scan(ctx); err != nil {
 			return err
 		}
 		cur := &PasskeyCredential{IdentityID: identityID, State: stateFromDB(state)}
 		var credID uuid.UUID
 		for _, r := range rows {
-			switch r.Type {
-			case CredentialPasskey:
+			switch {
+			case r.Type == CredentialPasskey:
 				cur.Config, cur.Version, credID = r.Config, r.Version, r.ID
-			case CredentialPassword:
-				cur.HasPassword = credentialListed(r.Type, r.Config)
-			case CredentialOIDC:
-				cur.HasOIDC = credentialListed(r.Type, r.Config)
+			case credentialListed(r.Type, r.Config):
+				cur.OtherSignIn = append(cur.OtherSignIn, r.Type)
 			}
 		}
 		up, err := change(cur)

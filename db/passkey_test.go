@@ -133,9 +133,9 @@ func TestPasskeyCredentialStorage(t *testing.T) {
 	})
 }
 
-// TestUpdatePasskeysSeesOtherWaysToSignIn: the change sees whether the
-// identity has a password hash or an OIDC link, and its error writes
-// nothing.
+// TestUpdatePasskeysSeesOtherWaysToSignIn: the change sees the other
+// credentials the identity can sign in with (a placeholder password row
+// without a hash is none), and its error writes nothing.
 func TestUpdatePasskeysSeesOtherWaysToSignIn(t *testing.T) {
 	dbtest.EachDB(t, func(t *testing.T, store *db.DB) {
 		ctx := context.Background()
@@ -148,14 +148,14 @@ func TestUpdatePasskeysSeesOtherWaysToSignIn(t *testing.T) {
 		if err := store.UpdatePasskeys(ctx, ident.ID, time.Now(), look); model.ErrorCodeOf(err) != model.CodeValidationFailed {
 			t.Fatalf("UpdatePasskeys: %v, want the change's error", err)
 		}
-		if seen.HasPassword || seen.HasOIDC || seen.State != model.IdentityStateActive {
+		if len(seen.OtherSignIn) != 0 || seen.State != model.IdentityStateActive {
 			t.Errorf("without password or OIDC: %+v", seen)
 		}
 		if err := store.SetPassword(ctx, ident.ID, "$2a$04$hash", time.Now(), nil); err != nil {
 			t.Fatal(err)
 		}
 		_ = store.UpdatePasskeys(ctx, ident.ID, time.Now(), look)
-		if !seen.HasPassword {
+		if !slices.Equal(seen.OtherSignIn, []string{db.CredentialPassword}) {
 			t.Errorf("with a password hash: %+v", seen)
 		}
 		if cred, _ := store.PasskeyCredentialOf(ctx, ident.ID); cred.Config != nil {
