@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/identityd/identityd/db"
+	"github.com/identityd/identityd/graph"
 	"github.com/identityd/identityd/internal/code"
 	"github.com/identityd/identityd/internal/courier"
 	"github.com/identityd/identityd/internal/mfa"
@@ -995,6 +997,8 @@ func (s SelfserviceConfig) validate() error {
 		return fmt.Errorf("config: selfservice.flows.recovery.lifespan: must be at least 1m")
 	case f.Invitation.Lifespan < Duration(time.Minute):
 		return fmt.Errorf("config: selfservice.flows.invitation.lifespan: must be at least 1m")
+	case s.Methods.Code.Config.Lifespan < Duration(time.Minute):
+		return fmt.Errorf("config: selfservice.methods.code.config.lifespan: must be at least 1m")
 	case s.Codes.Length < 6 || s.Codes.Length > 12:
 		return fmt.Errorf("config: selfservice.codes.length: %d digits; must be from 6 to 12", s.Codes.Length)
 	case s.Codes.MaxAttempts < 1 || s.Codes.MaxAttempts > 100:
@@ -1095,6 +1099,20 @@ func (c *Config) oidcConfig() oidc.Config {
 	if out.BaseURL == "" {
 		out.BaseURL = "http://" + c.Serve.Address
 	}
+	// The callback is a plain HTTP handler: it sets the session cookie and
+	// reads the client as the GraphQL transport does, with the same cookie
+	// attributes and the same trusted proxies.
+	auth := graph.AuthConfig{Cookies: graph.CookieConfig{
+		Name: c.Session.Cookie.Name, Secure: c.Session.Cookie.Secure, Domain: c.Session.Cookie.Domain,
+		SameSite: map[string]http.SameSite{"lax": http.SameSiteLaxMode, "strict": http.SameSiteStrictMode, "none": http.SameSiteNoneMode}[c.Session.Cookie.SameSite],
+	}}
+	for _, p := range c.Serve.TrustedProxies {
+		if prefix, err := parseCIDROrIP(p); err == nil { // validated with the config
+			auth.TrustedProxies = append(auth.TrustedProxies, prefix)
+		}
+	}
+	out.Browser = oidc.Browser{BindingCookie: c.Session.Cookie.Name + graph.OIDCBindingCookieSuffix,
+		SetSession: graph.SessionCookieWriter(auth), ClearBinding: graph.OIDCBindingClearer(auth), Client: graph.RequestClient(auth)}
 	for _, p := range m.Config.Providers {
 		out.Providers = append(out.Providers, oidc.Provider{ID: p.ID, Kind: p.Provider, Label: p.Label,
 			ClientID: p.ClientID, ClientSecret: p.ClientSecret, IssuerURL: p.IssuerURL, AuthURL: p.AuthURL, TokenURL: p.TokenURL,

@@ -640,9 +640,13 @@ func literalError(v *ast.Value) *gqlerror.Error {
 }
 
 // credentialChecks are the mutation fields that verify or set a password,
-// or check a one-time code: aliases cannot multiply them within one
-// request.
-var credentialChecks = map[string]bool{"login": true, "register": true, "changeMyPassword": true, "verifyAddress": true, "recoverAccount": true}
+// check a one-time, TOTP or lookup code, or verify a passkey assertion or an
+// ID token: aliases cannot multiply them within one request.
+var credentialChecks = map[string]bool{
+	"login": true, "register": true, "changeMyPassword": true, "verifyAddress": true, "recoverAccount": true,
+	"loginWithCode": true, "loginSecondFactor": true, "confirmTotp": true,
+	"finishPasskeyLogin": true, "loginWithIdToken": true,
+}
 
 // limitCodes are registered with gqlgen as protocol errors (see the codes).
 var limitCodes = []string{codeTooLarge, codeTooComplex, codeTooDeep, codeCancelled, complexityLimitCode}
