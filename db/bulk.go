@@ -82,8 +82,7 @@ func rowsFor(w *IdentityWrite) *newIdentityRows {
 			Type: ident.Type, Identifier: ident.Value, CreatedAt: now, UpdatedAt: now})
 	}
 	for _, a := range w.VerifiableAddresses {
-		out.verifiable = append(out.verifiable, &verifiableAddressRow{ID: newID(), IdentityID: id, Via: a.Via, Value: a.Value,
-			Status: addressStatus(a), CreatedAt: now, UpdatedAt: now})
+		out.verifiable = append(out.verifiable, newVerifiableRow(id, a, now))
 	}
 	for _, a := range w.RecoveryAddresses {
 		out.recovery = append(out.recovery, &recoveryAddressRow{ID: newID(), IdentityID: id, Via: a.Via, Value: a.Value, CreatedAt: now, UpdatedAt: now})

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -41,6 +42,9 @@ type IdentityWrite struct {
 	SecondFactors       []SecondFactor
 	VerifiableAddresses []Address
 	RecoveryAddresses   []Address
+	// ExternalIDPath is the input path of Identity.ExternalID, where a
+	// duplicate is reported (IDENTIFIER_TAKEN); "/externalId" when empty.
+	ExternalIDPath string
 	// EndSessions ends every session of the identity in the same
 	// transaction (an admin password reset): UpdateIdentity only.
 	EndSessions bool
@@ -63,6 +67,21 @@ type Address struct {
 	// CodeSent marks a verifiable address that a verification code goes to
 	// in the same write: its status becomes "sent" unless it is verified.
 	CodeSent bool
+	// State is the verification state an admin gave a verifiable address
+	// (an import, an update, a patch): a new address is stored with it, a
+	// kept one takes it. Nil makes a new address pending (sent with
+	// CodeSent) and leaves a kept one as it is. Recovery addresses have
+	// none.
+	State *AddressState
+}
+
+// AddressState is a verifiable address's verification state, consistent
+// (the service checks it): Status is completed exactly when Verified, and
+// VerifiedAt is set exactly when Verified.
+type AddressState struct {
+	Verified   bool
+	VerifiedAt *time.Time
+	Status     string
 }
 
 // PasswordSecret is a password hash in one of the formats internal/password
@@ -70,16 +89,21 @@ type Address struct {
 // be compared: no model type can hold it.
 type PasswordSecret struct{ Hash string }
 
-// OIDCProvider links an identity to an account at an OpenID Connect provider.
+// OIDCProvider links an identity to an account at an OpenID Connect provider,
+// as Kratos stores it in the credential's config.
 type OIDCProvider struct {
 	Provider string `json:"provider"`
 	Subject  string `json:"subject"`
+	// Organization is the organization the link belongs to (Kratos's B2B
+	// SSO), a UUID in its text form; empty when none.
+	Organization string `json:"organization,omitempty"`
 }
 
 type identityRow struct {
 	bun.BaseModel `bun:"table:identities"`
 
 	ID             uuid.UUID  `bun:"id,pk"`
+	ExternalID     *string    `bun:"external_id"`
 	SchemaID       string     `bun:"schema_id"`
 	State          string     `bun:"state"`
 	StateChangedAt *time.Time `bun:"state_changed_at"`
@@ -158,6 +182,7 @@ func stateFromDB(s string) model.IdentityState {
 func newIdentityRow(i *model.Identity) *identityRow {
 	return &identityRow{
 		ID:             i.ID,
+		ExternalID:     i.ExternalID,
 		SchemaID:       i.SchemaID,
 		State:          stateToDB(i.State),
 		StateChangedAt: utcPtr(i.StateChangedAt),
@@ -173,6 +198,7 @@ func newIdentityRow(i *model.Identity) *identityRow {
 func (r *identityRow) model() *model.Identity {
 	return &model.Identity{
 		ID:                  r.ID,
+		ExternalID:          r.ExternalID,
 		SchemaID:            r.SchemaID,
 		State:               stateFromDB(r.State),
 		StateChangedAt:      utcPtr(r.StateChangedAt),
@@ -232,6 +258,15 @@ func (db *DB) CreateIdentity(ctx context.Context, w *IdentityWrite) (*model.Iden
 // and wrote (rows that stay keep their stored values), so it is what a fresh
 // read would return, without that read.
 func (db *DB) UpdateIdentity(ctx context.Context, id uuid.UUID, change func(cur *model.Identity) (*IdentityWrite, error)) (*model.Identity, error) {
+	return db.UpdateIdentityWithOIDC(ctx, id, func(cur *model.Identity, _ []OIDCProvider) (*IdentityWrite, error) { return change(cur) })
+}
+
+// UpdateIdentityWithOIDC is UpdateIdentity for a change that also needs the
+// identity's OIDC providers as stored (organizations included), read in the
+// same transaction: an admin's update merges the providers it gives into
+// them. links is empty when the identity has no OIDC credential. The write's
+// OIDC field still replaces the stored list: the merge is the change's.
+func (db *DB) UpdateIdentityWithOIDC(ctx context.Context, id uuid.UUID, change func(cur *model.Identity, links []OIDCProvider) (*IdentityWrite, error)) (*model.Identity, error) {
 	var w *IdentityWrite
 	var out *model.Identity
 	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -249,13 +284,17 @@ func (db *DB) UpdateIdentity(ctx context.Context, id uuid.UUID, change func(cur 
 		}
 		cur := row.model()
 		stored.fill(cur)
-		if w, err = change(cur); err != nil {
+		links, err := stored.oidcLinks()
+		if err != nil {
+			return err
+		}
+		if w, err = change(cur, links); err != nil {
 			return err
 		}
 		w.Identity.ID = id
 		next := newIdentityRow(w.Identity)
 		if _, err := tx.NewUpdate().Model(next).WherePK().
-			Column("schema_id", "state", "state_changed_at", "traits", "metadata_public", "metadata_admin", "updated_at").
+			Column("external_id", "schema_id", "state", "state_changed_at", "traits", "metadata_public", "metadata_admin", "updated_at").
 			Exec(ctx); err != nil {
 			return err
 		}
@@ -386,6 +425,24 @@ func loadStored(ctx context.Context, idb bun.IDB, id uuid.UUID) (*storedRelation
 	return out, nil
 }
 
+// oidcLinks reads the providers of the OIDC credential in s, in the order
+// they were linked; none when there is no such credential.
+func (s *storedRelations) oidcLinks() ([]OIDCProvider, error) {
+	for _, c := range s.credentials {
+		if c.typ != CredentialOIDC {
+			continue
+		}
+		var cfg struct {
+			Providers []OIDCProvider `json:"providers"`
+		}
+		if err := json.Unmarshal(c.config, &cfg); err != nil {
+			return nil, fmt.Errorf("oidc credential: %w", err)
+		}
+		return cfg.Providers, nil
+	}
+	return nil, nil
+}
+
 // fill sets ident's relations to s, in the order a read returns them.
 func (s *storedRelations) fill(ident *model.Identity) {
 	cs := make([]storedCredential, len(s.credentials))
@@ -491,11 +548,25 @@ func updateRelations(ctx context.Context, idb bun.IDB, w *IdentityWrite, cur *st
 	var err error
 	if out.verifiable, err = syncAddresses(ctx, idb, cur.verifiable, w.VerifiableAddresses,
 		func(r *verifiableAddressRow) (uuid.UUID, string, string) { return r.ID, r.Via, r.Value },
-		func(a Address) *verifiableAddressRow {
-			return &verifiableAddressRow{ID: newID(), IdentityID: id, Via: a.Via, Value: a.Value,
-				Status: addressStatus(a), CreatedAt: now, UpdatedAt: now}
-		}); err != nil {
+		func(a Address) *verifiableAddressRow { return newVerifiableRow(id, a, now) }); err != nil {
 		return nil, err
+	}
+	// Addresses that stay take the verification state an admin gave them.
+	for _, r := range out.verifiable {
+		i := slices.IndexFunc(w.VerifiableAddresses, func(a Address) bool { return a.State != nil && a.Via == r.Via && a.Value == r.Value })
+		if i < 0 {
+			continue
+		}
+		st := w.VerifiableAddresses[i].State
+		if r.Verified == st.Verified && r.Status == st.Status && timePtrEqual(r.VerifiedAt, st.VerifiedAt) {
+			continue
+		}
+		r.Verified, r.VerifiedAt, r.Status, r.UpdatedAt = st.Verified, utcPtr(st.VerifiedAt), st.Status, now
+		if _, err := idb.NewUpdate().Model((*verifiableAddressRow)(nil)).Set("verified = ?", r.Verified).
+			Set("verified_at = ?", r.VerifiedAt).Set("status = ?", r.Status).Set("updated_at = ?", now).
+			Where("id = ?", r.ID).Exec(ctx); err != nil {
+			return nil, err
+		}
 	}
 	// Addresses that stay and get a code now (an admin's sendVerification)
 	// are marked sent, unless verified already.
@@ -635,6 +706,20 @@ func takenBy(ctx context.Context, idb bun.IDB, w *IdentityWrite) (model.Errors, 
 				Message: fmt.Sprintf("an identity with this %s identifier exists already", ident.Type)})
 		}
 	}
+	if x := w.Identity.ExternalID; x != nil {
+		n, err := idb.NewSelect().Model((*identityRow)(nil)).Where("external_id = ? AND id <> ?", *x, id).Count(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			path := w.ExternalIDPath
+			if path == "" {
+				path = "/externalId"
+			}
+			out = append(out, &model.Error{Code: model.CodeIdentifierTaken, Path: path,
+				Message: "another identity has this external id"})
+		}
+	}
 	check := func(table, via, value, path string) error {
 		n, err := idb.NewSelect().TableExpr(table).Where("via = ? AND value = ? AND identity_id <> ?", via, value, id).Count(ctx)
 		if err != nil {
@@ -757,11 +842,24 @@ func insertOutbox(ctx context.Context, idb bun.IDB, ws []*IdentityWrite) error {
 	return insertMessages(ctx, idb, msgs)
 }
 
-// addressStatus is a new verifiable address's status: sent when a code goes
-// to it in the same write, pending otherwise.
-func addressStatus(a Address) string {
-	if a.CodeSent {
-		return model.VerificationSent
+// newVerifiableRow is the row of a new verifiable address of identity id:
+// with the state given, else pending; sent rather than pending when a code
+// goes to it in the same write.
+func newVerifiableRow(id uuid.UUID, a Address, now time.Time) *verifiableAddressRow {
+	r := &verifiableAddressRow{ID: newID(), IdentityID: id, Via: a.Via, Value: a.Value,
+		Status: model.VerificationPending, CreatedAt: now, UpdatedAt: now}
+	if a.State != nil {
+		r.Verified, r.VerifiedAt, r.Status = a.State.Verified, utcPtr(a.State.VerifiedAt), a.State.Status
 	}
-	return model.VerificationPending
+	if a.CodeSent && !r.Verified && r.Status == model.VerificationPending {
+		r.Status = model.VerificationSent
+	}
+	return r
+}
+
+func timePtrEqual(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Equal(*b)
 }

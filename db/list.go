@@ -3,6 +3,8 @@ package db
 import (
 	"context"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -18,6 +20,8 @@ type IdentityFilter struct {
 	State       *model.IdentityState
 	SchemaID    *string
 	IDs         []uuid.UUID
+	// ExternalID matches the identity with this external id, exactly.
+	ExternalID *string
 }
 
 // ListIdentities returns up to limit identities whose id sorts after the
@@ -81,6 +85,15 @@ func (db *DB) IdentitiesBefore(ctx context.Context, f IdentityFilter, cursor uui
 func (db *DB) filterIdentities(q *bun.SelectQuery, f IdentityFilter) (_ *bun.SelectQuery, ok bool) {
 	if (f.IDs != nil && len(f.IDs) == 0) || (f.Identifiers != nil && len(f.Identifiers) == 0) {
 		return q, false
+	}
+	// No identity has an empty external id (empty means unset), nor one
+	// holding NUL or invalid UTF-8, which PostgreSQL text cannot take in a
+	// query either.
+	if f.ExternalID != nil && (*f.ExternalID == "" || strings.ContainsRune(*f.ExternalID, 0) || !utf8.ValidString(*f.ExternalID)) {
+		return q, false
+	}
+	if f.ExternalID != nil {
+		q = q.Where("external_id = ?", *f.ExternalID)
 	}
 	if f.State != nil {
 		q = q.Where("state = ?", stateToDB(*f.State))

@@ -309,7 +309,7 @@ func credentialModels(cs []storedCredential) []*model.Credential {
 
 // identityColumns are the columns of identityRow, named: a statement
 // prepared with them keeps its result type when a column is added.
-const identityColumns = "i.id, i.schema_id, i.state, i.state_changed_at, i.traits, i.metadata_public, i.metadata_admin, i.available_aal, i.created_at, i.updated_at"
+const identityColumns = "i.id, i.external_id, i.schema_id, i.state, i.state_changed_at, i.traits, i.metadata_public, i.metadata_admin, i.available_aal, i.created_at, i.updated_at"
 
 // getIdentitySQL is the statement GetIdentity prepares, by engine
 // (PostgreSQL or not) and relations: sixteen fixed texts.

@@ -174,7 +174,7 @@ func errUnauthenticated() error {
 // activeSessionSQL reads a session by its token hash, with its identity.
 const activeSessionSQL = `SELECT s.id, s.token_hash, s.identity_id, s.active, s.issued_at, s.expires_at,
 	s.authenticated_at, s.authentication_methods, s.aal, s.ip_address, s.user_agent, s.created_at, s.updated_at,
-	i.id AS i_id, i.schema_id AS i_schema_id, i.state AS i_state, i.state_changed_at AS i_state_changed_at,
+	i.id AS i_id, i.external_id AS i_external_id, i.schema_id AS i_schema_id, i.state AS i_state, i.state_changed_at AS i_state_changed_at,
 	i.traits AS i_traits, i.metadata_public AS i_metadata_public, i.metadata_admin AS i_metadata_admin,
 	i.available_aal AS i_available_aal, i.created_at AS i_created_at, i.updated_at AS i_updated_at
 FROM sessions AS s JOIN identities AS i ON i.id = s.identity_id

@@ -13,7 +13,7 @@ import (
 )
 
 func (r *mutationResolver) CreateIdentity(ctx context.Context, input model.CreateIdentityInput) (*model.IdentityPayload, error) {
-	ident, err := r.IdentityService.Create(ctx, &input)
+	ident, err := r.IdentityService.AdminCreate(ctx, &input)
 	return identityPayload(ident, err)
 }
 

@@ -2660,7 +2660,7 @@ func (ec *executionContext) field_Mutation_importIdentities_args(ctx context.Con
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) ([]*model.CreateIdentityInput, error) {
-			return ec.unmarshalNCreateIdentityInput2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐCreateIdentityInputᚄ(ctx, v)
+			return ec.unmarshalNCreateIdentityInput2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐCreateIdentityInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -15485,23 +15485,18 @@ func (ec *executionContext) unmarshalNCreateIdentityInput2githubᚗcomᚋidentit
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalNCreateIdentityInput2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐCreateIdentityInputᚄ(ctx context.Context, v any) ([]*model.CreateIdentityInput, error) {
+func (ec *executionContext) unmarshalNCreateIdentityInput2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐCreateIdentityInput(ctx context.Context, v any) ([]*model.CreateIdentityInput, error) {
 	vSlice := graphql.CoerceList(v)
 	var err error
 	res := make([]*model.CreateIdentityInput, len(vSlice))
 	for i := range vSlice {
 		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNCreateIdentityInput2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐCreateIdentityInput(ctx, vSlice[i])
+		res[i], err = ec.unmarshalOCreateIdentityInput2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐCreateIdentityInput(ctx, vSlice[i])
 		if err != nil {
 			return nil, err
 		}
 	}
 	return res, nil
-}
-
-func (ec *executionContext) unmarshalNCreateIdentityInput2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐCreateIdentityInput(ctx context.Context, v any) (*model.CreateIdentityInput, error) {
-	res, err := ec.unmarshalInputCreateIdentityInput(ctx, v)
-	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNCredential2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐCredential(ctx context.Context, sel ast.SelectionSet, v *model.Credential) graphql.Marshaler {
@@ -16395,6 +16390,14 @@ func (ec *executionContext) marshalOCourierMessageStatus2ᚖgithubᚗcomᚋident
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) unmarshalOCreateIdentityInput2ᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐCreateIdentityInput(ctx context.Context, v any) (*model.CreateIdentityInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputCreateIdentityInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOCredential2ᚕᚖgithubᚗcomᚋidentitydᚋidentitydᚋmodelᚐCredentialᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Credential) graphql.Marshaler {

@@ -97,6 +97,29 @@ func (e *extension) vias() []string {
 // channelFormats maps a channel to the format its addresses have.
 var channelFormats = map[string]string{viaEmail: "email", viaSMS: "tel"}
 
+// noValidateFormats are the trait formats that turn the channel check off:
+// Kratos's escape hatch for addresses it should take as they are. Kratos's
+// own code registers "noformat" (identity/extension_verification.go) and
+// tells schema authors to set it when a verification trait has no format;
+// "no-validate" is the name this service documents. Either makes any value
+// that can be stored an address; it is still normalised for its channel
+// (see CanonicalIdentifier), which refuses what cannot be stored or seen.
+var noValidateFormats = map[string]bool{"no-validate": true, "noformat": true}
+
+// channelChecks compiles, once, the schema each channel's addresses must
+// satisfy (the channel's format).
+var channelChecks = sync.OnceValues(func() (map[string]*jsonschema.Schema, error) {
+	checks := make(map[string]*jsonschema.Schema, len(channelFormats))
+	for via, format := range channelFormats {
+		doc := fmt.Appendf(nil, `{"format": %q}`, format)
+		var err error
+		if checks[via], err = compileEmbedded("urn:identityd:channel:"+via, doc); err != nil {
+			return nil, err
+		}
+	}
+	return checks, nil
+})
+
 // kratosVocabulary builds, once, the vocabulary registered with every
 // compiler: the meta-schema that checks the keyword and the compile step
 // that turns it into an *extension.
@@ -105,12 +128,9 @@ var kratosVocabulary = sync.OnceValues(func() (*jsonschema.Vocabulary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("meta-schema of %s: %w", extensionKeyword, err)
 	}
-	checks := make(map[string]*jsonschema.Schema, len(channelFormats))
-	for via, format := range channelFormats {
-		doc := fmt.Appendf(nil, `{"format": %q}`, format)
-		if checks[via], err = compileEmbedded("urn:identityd:channel:"+via, doc); err != nil {
-			return nil, err
-		}
+	checks, err := channelChecks()
+	if err != nil {
+		return nil, err
 	}
 	return &jsonschema.Vocabulary{
 		URL:    "urn:identityd:vocab:ory.sh-kratos",
@@ -137,8 +157,12 @@ func compileExtension(obj map[string]any, checks map[string]*jsonschema.Schema) 
 		return nil, fmt.Errorf("%s: %w", extensionKeyword, err)
 	}
 	// The object's own format already reports a bad value once; checking
-	// the same channel again would report it twice.
+	// the same channel again would report it twice. A no-validate format
+	// asks for no check at all.
 	format, _ := obj["format"].(string)
+	if noValidateFormats[format] {
+		return e, nil
+	}
 	seen := map[string]bool{}
 	for _, via := range e.vias() {
 		if seen[via] || channelFormats[via] == format {

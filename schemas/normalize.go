@@ -139,6 +139,34 @@ func canonical(value, format string, plain func(string) (string, error)) (string
 	return "", errors.New("cannot be normalised to a stable form")
 }
 
+// NormalizeAddress returns the stored form of value as an address on
+// channel via ("email" or "sms"), normalised as the traits' addresses are
+// (see CanonicalIdentifier with the channel's format: emails lower-cased,
+// phone numbers in E.164), and whether value is a valid address of that
+// channel (an email address; a phone number with + and the country code).
+// A value that is not one still has a stored form, as a trait whose format
+// is "no-validate" makes it an address. The error says why value cannot be
+// an address at all (it is blank, cannot be stored or seen, or via is no
+// channel); its message reads after the field's name.
+func NormalizeAddress(value, via string) (string, bool, error) {
+	format, ok := channelFormats[via]
+	if !ok {
+		return "", false, fmt.Errorf(`must be "email" or "sms" (got %q)`, via)
+	}
+	out, err := CanonicalIdentifier(value, format)
+	if err != nil {
+		return "", false, err
+	}
+	if out == "" {
+		return "", false, errors.New("must not be empty")
+	}
+	checks, err := channelChecks()
+	if err != nil {
+		return "", false, err
+	}
+	return out, checks[via].Validate(strings.TrimSpace(value)) == nil, nil
+}
+
 // NormalizeIdentifier is CanonicalIdentifier without the reason: the stored
 // form, or "" when value cannot be an identifier (Validate reports why).
 func NormalizeIdentifier(value, format string) string {

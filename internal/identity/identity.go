@@ -5,10 +5,13 @@
 package identity
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -67,9 +70,21 @@ func (s *Service) GetWith(ctx context.Context, id uuid.UUID, rels model.Relation
 }
 
 // Create validates and stores a new identity, and returns it as stored,
-// with every relation.
+// with every relation. A cleartext password must pass the password policy:
+// this is sign-up's way in (Register). Admins create through AdminCreate.
 func (s *Service) Create(ctx context.Context, in *model.CreateIdentityInput) (*model.Identity, error) {
-	w, err := s.prepareCreate(ctx, in)
+	return s.create(ctx, in, true)
+}
+
+// AdminCreate is Create for an admin: a cleartext password is hashed
+// without the password policy, as Kratos does on purpose (admins import the
+// passwords that exist, and their owners must keep signing in with them).
+func (s *Service) AdminCreate(ctx context.Context, in *model.CreateIdentityInput) (*model.Identity, error) {
+	return s.create(ctx, in, false)
+}
+
+func (s *Service) create(ctx context.Context, in *model.CreateIdentityInput, checkPolicy bool) (*model.Identity, error) {
+	w, err := s.prepareCreateAs(ctx, in, checkPolicy)
 	if err != nil {
 		return nil, err
 	}
@@ -80,8 +95,15 @@ func (s *Service) Create(ctx context.Context, in *model.CreateIdentityInput) (*m
 }
 
 // prepareCreate turns a create input into a complete write, or every problem
-// with it at once.
+// with it at once. A cleartext password skips the password policy: the
+// callers are admins' writes and sign-ups without a password.
 func (s *Service) prepareCreate(ctx context.Context, in *model.CreateIdentityInput) (*db.IdentityWrite, error) {
+	return s.prepareCreateAs(ctx, in, false)
+}
+
+// prepareCreateAs is prepareCreate that holds a cleartext password to the
+// password policy when checkPolicy is set (self-service).
+func (s *Service) prepareCreateAs(ctx context.Context, in *model.CreateIdentityInput, checkPolicy bool) (*db.IdentityWrite, error) {
 	now := s.clock()
 	ident := &model.Identity{
 		ID:             uuid.Must(uuid.NewV7()),
@@ -93,31 +115,62 @@ func (s *Service) prepareCreate(ctx context.Context, in *model.CreateIdentityInp
 		CreatedAt:      now,
 		UpdatedAt:      now,
 	}
+	// Absent traits are an empty object, as in Kratos; the schema decides
+	// whether that is enough.
+	if ident.Traits.IsNull() {
+		ident.Traits = model.JSON("{}")
+	}
 	if in.State != nil {
 		ident.State = *in.State
 	}
 	ident.StateChangedAt = &now
-	return s.prepare(ctx, ident, in.Credentials)
+	return s.prepare(ctx, ident, writeOptions{
+		creds: in.Credentials, verifiable: in.VerifiableAddresses, recovery: in.RecoveryAddresses,
+		externalID: in.ExternalID, externalIDPath: "/externalId", checkPolicy: checkPolicy,
+	})
 }
 
 // verifyNew adds verification codes to a new identity's write when the
-// input asks for them; the identity's id must be final.
+// input asks for them, to each address not given as verified; the
+// identity's id must be final.
 func (s *Service) verifyNew(w *db.IdentityWrite, in *model.CreateIdentityInput) error {
 	if in.SendVerification == nil || !*in.SendVerification {
 		return nil
 	}
-	return s.attachVerification(w, every)
+	return s.attachVerification(w, func(a db.Address) bool { return a.State == nil || !a.State.Verified })
+}
+
+// writeOptions are what a write gives beyond the identity's own fields.
+type writeOptions struct {
+	creds      *model.CredentialsInput
+	verifiable []*model.VerifiableAddressInput
+	recovery   []*model.RecoveryAddressInput
+	// externalID is the external id as the input gives it (nil or empty:
+	// none), at externalIDPath.
+	externalID     *string
+	externalIDPath string
+	// checkPolicy holds a cleartext password to the password policy
+	// (self-service); admins' writes skip it.
+	checkPolicy bool
+	// update marks an update of an identity whose OIDC providers, as
+	// stored, are links: the providers given are merged into them.
+	update bool
+	links  []db.OIDCProvider
 }
 
 // prepare validates ident's traits against its schema (the default one when
-// SchemaID is empty), derives identifiers and addresses, and hashes or checks
-// the credentials given.
-func (s *Service) prepare(ctx context.Context, ident *model.Identity, creds *model.CredentialsInput) (*db.IdentityWrite, error) {
+// SchemaID is empty), derives identifiers and addresses, applies the
+// addresses and external id given, and hashes or checks the credentials
+// given.
+func (s *Service) prepare(ctx context.Context, ident *model.Identity, o writeOptions) (*db.IdentityWrite, error) {
 	schema, err := s.schemas.Resolve(ident.SchemaID)
 	if err != nil {
 		return nil, err
 	}
 	ident.SchemaID = schema.ID
+	if ident.ExternalID, err = externalID(o.externalID, o.externalIDPath); err != nil {
+		return nil, err
+	}
 	if err := schema.Validate(json.RawMessage(ident.Traits)); err != nil {
 		return nil, err
 	}
@@ -125,7 +178,7 @@ func (s *Service) prepare(ctx context.Context, ident *model.Identity, creds *mod
 	if err != nil {
 		return nil, err
 	}
-	w := &db.IdentityWrite{Identity: ident}
+	w := &db.IdentityWrite{Identity: ident, ExternalIDPath: o.externalIDPath}
 	var passwordIdentifiers []string
 	for _, id := range facts.Identifiers {
 		w.Identifiers = append(w.Identifiers, db.Identifier{Type: id.CredentialType, Value: id.Value, Path: id.Path})
@@ -139,6 +192,10 @@ func (s *Service) prepare(ctx context.Context, ident *model.Identity, creds *mod
 	for _, a := range facts.RecoveryAddresses {
 		w.RecoveryAddresses = append(w.RecoveryAddresses, db.Address{Via: a.Via, Value: a.Value, Path: a.Path})
 	}
+	if err := applyAddresses(w, o.verifiable, o.recovery, ident.UpdatedAt); err != nil {
+		return nil, err
+	}
+	creds := o.creds
 	if creds == nil {
 		return w, nil
 	}
@@ -149,37 +206,84 @@ func (s *Service) prepare(ctx context.Context, ident *model.Identity, creds *mod
 			return nil, &model.Error{Code: model.CodeValidationFailed, Path: "/traits",
 				Message: "no trait is a login identifier for passwords, so nobody could sign in with this password: the schema must mark one (\"ory.sh/kratos\": {\"credentials\": {\"password\": {\"identifier\": true}}}) and the traits must set it"}
 		}
-		secret, err := s.passwordSecret(ctx, p, passwordIdentifiers)
+		secret, err := s.passwordSecret(ctx, p, passwordIdentifiers, o.checkPolicy)
 		if err != nil {
 			return nil, err
 		}
 		w.Password = secret
 	}
-	if o := creds.Oidc; o != nil {
-		w.OIDC = []db.OIDCProvider{}
-		seen := map[db.OIDCProvider]bool{}
-		for i, p := range o.Providers {
-			if p.Provider == "" || p.Subject == "" {
-				return nil, &model.Error{Code: model.CodeValidationFailed, Path: fmt.Sprintf("/credentials/oidc/providers/%d", i),
-					Message: "provider and subject must not be empty"}
+	if c := creds.Oidc; c != nil {
+		given, err := oidcProviders(c)
+		if err != nil {
+			return nil, err
+		}
+		w.OIDC = given
+		if o.update {
+			w.OIDC = mergeProviders(o.links, given)
+		}
+		for _, l := range w.OIDC {
+			// A provider given points at its entry; one kept from before
+			// at the credential.
+			path := "/credentials/oidc"
+			if i := slices.IndexFunc(given, func(g db.OIDCProvider) bool { return sameLink(g, l) }); i >= 0 {
+				path = fmt.Sprintf("/credentials/oidc/providers/%d", i)
 			}
-			link := db.OIDCProvider{Provider: p.Provider, Subject: p.Subject}
-			// A repeat would collide with itself in storage and read as
-			// IDENTIFIER_TAKEN by nobody.
-			if seen[link] {
-				return nil, &model.Error{Code: model.CodeValidationFailed, Path: fmt.Sprintf("/credentials/oidc/providers/%d", i),
-					Message: "this provider and subject are listed twice"}
-			}
-			seen[link] = true
-			w.OIDC = append(w.OIDC, link)
-			w.Identifiers = append(w.Identifiers, db.Identifier{Type: db.CredentialOIDC, Value: p.Provider + ":" + p.Subject,
-				Path: fmt.Sprintf("/credentials/oidc/providers/%d", i)})
+			w.Identifiers = append(w.Identifiers, db.Identifier{Type: db.CredentialOIDC, Value: l.Provider + ":" + l.Subject, Path: path})
 		}
 	}
 	if err := s.importSecondFactors(w, creds); err != nil {
 		return nil, err
 	}
 	return w, nil
+}
+
+// oidcProviders checks the OIDC providers an input gives.
+func oidcProviders(o *model.OIDCCredentialInput) ([]db.OIDCProvider, error) {
+	out := []db.OIDCProvider{}
+	for i, p := range o.Providers {
+		path := fmt.Sprintf("/credentials/oidc/providers/%d", i)
+		if p == nil || p.Provider == "" || p.Subject == "" {
+			return nil, &model.Error{Code: model.CodeValidationFailed, Path: path, Message: "provider and subject must not be empty"}
+		}
+		link := db.OIDCProvider{Provider: p.Provider, Subject: p.Subject}
+		if p.Organization != nil {
+			link.Organization = p.Organization.String()
+		}
+		// A repeat would collide with itself in storage and read as
+		// IDENTIFIER_TAKEN by nobody.
+		if slices.ContainsFunc(out, func(l db.OIDCProvider) bool { return sameLink(l, link) }) {
+			return nil, &model.Error{Code: model.CodeValidationFailed, Path: path, Message: "this provider and subject are listed twice"}
+		}
+		out = append(out, link)
+	}
+	return out, nil
+}
+
+// sameLink tells whether two providers are the same account: the same
+// subject at the same provider.
+func sameLink(a, b db.OIDCProvider) bool { return a.Provider == b.Provider && a.Subject == b.Subject }
+
+// mergeProviders merges the providers an admin's update gives into those
+// the identity has, as Kratos does: the identity's stay, in their order,
+// and new ones follow. One it has already keeps its place and takes the
+// organization given, if any. Removing a link is explicit (unlinking it, or
+// deleting the credential), so no social sign-in is lost by an update that
+// lists only some.
+func mergeProviders(cur, given []db.OIDCProvider) []db.OIDCProvider {
+	out := slices.Clone(cur)
+	for _, g := range given {
+		i := slices.IndexFunc(out, func(l db.OIDCProvider) bool { return sameLink(l, g) })
+		switch {
+		case i < 0:
+			out = append(out, g)
+		case g.Organization != "":
+			out[i].Organization = g.Organization
+		}
+	}
+	if out == nil {
+		out = []db.OIDCProvider{}
+	}
+	return out
 }
 
 // importSecondFactors adds an input's TOTP key and lookup secrets to w,
@@ -232,19 +336,25 @@ func (s *Service) importSecondFactors(w *db.IdentityWrite, creds *model.Credenti
 	return nil
 }
 
-// passwordSecret hashes a plaintext password (after the policy) or checks an
-// imported hash's format; exactly one of the two must be given.
-func (s *Service) passwordSecret(ctx context.Context, p *model.PasswordCredentialInput, identifiers []string) (*db.PasswordSecret, error) {
+// passwordSecret hashes a plaintext password or checks an imported hash's
+// format; exactly one of the two must be given. checkPolicy holds the
+// plaintext to the password policy (self-service); an admin's is only
+// bounded, so that hashing it costs what any other does.
+func (s *Service) passwordSecret(ctx context.Context, p *model.PasswordCredentialInput, identifiers []string, checkPolicy bool) (*db.PasswordSecret, error) {
 	const path = "/credentials/password"
 	switch {
 	case p.Password != nil && p.HashedPassword != nil:
 		return nil, &model.Error{Code: model.CodeValidationFailed, Path: path, Message: "give either password or hashedPassword, not both"}
 	case p.Password != nil:
-		if err := s.policy.Check(*p.Password, identifiers); err != nil {
-			if e, ok := err.(*model.Error); ok {
-				return nil, e.AtPath(path + "/password")
+		if checkPolicy {
+			if err := s.policy.Check(*p.Password, identifiers); err != nil {
+				if e, ok := err.(*model.Error); ok {
+					return nil, e.AtPath(path + "/password")
+				}
+				return nil, err
 			}
-			return nil, err
+		} else if err := s.boundPassword(*p.Password); err != nil {
+			return nil, err.AtPath(path + "/password")
 		}
 		hash, err := s.hasher.Hash(ctx, *p.Password)
 		if err != nil {
@@ -264,12 +374,30 @@ func (s *Service) passwordSecret(ctx context.Context, p *model.PasswordCredentia
 	}
 }
 
-// Update replaces an identity's traits, state, schema and metadata, and sets
-// the credentials given; setting a password ends the identity's sessions in
-// the same transaction unless in.RevokeSessions is false. It returns the
-// identity as stored, with every relation.
+// boundPassword is what an admin's cleartext password must be: not empty
+// (nobody could type it) and no longer than the policy's maximum.
+func (s *Service) boundPassword(pw string) *model.Error {
+	limit := s.policy.MaxLength
+	if limit <= 0 {
+		limit = password.DefaultPolicy().MaxLength
+	}
+	switch {
+	case pw == "":
+		return model.Errorf(model.CodeValidationFailed, "the password must not be empty")
+	case len(pw) > limit:
+		return model.Errorf(model.CodeValidationFailed, "the password must be at most %d bytes", limit)
+	}
+	return nil
+}
+
+// Update replaces an identity's traits, state, schema and metadata, sets
+// its external id when given, and sets the credentials given (OIDC
+// providers are merged into the identity's; a cleartext password skips the
+// password policy, as for any admin write); setting a password ends the
+// identity's sessions in the same transaction unless in.RevokeSessions is
+// false. It returns the identity as stored, with every relation.
 func (s *Service) Update(ctx context.Context, id uuid.UUID, in *model.UpdateIdentityInput) (*model.Identity, error) {
-	return s.store.UpdateIdentity(ctx, id, func(cur *model.Identity) (*db.IdentityWrite, error) {
+	return s.store.UpdateIdentityWithOIDC(ctx, id, func(cur *model.Identity, links []db.OIDCProvider) (*db.IdentityWrite, error) {
 		next := *cur
 		if in.SchemaID != nil {
 			next.SchemaID = *in.SchemaID
@@ -280,7 +408,12 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in *model.UpdateIden
 		if in.State != nil {
 			next.State = *in.State
 		}
-		w, err := s.prepareUpdate(ctx, cur, &next, in.Credentials)
+		o := writeOptions{creds: in.Credentials, verifiable: in.VerifiableAddresses, recovery: in.RecoveryAddresses,
+			externalID: cur.ExternalID, externalIDPath: "/externalId", update: true, links: links}
+		if in.ExternalID != nil {
+			o.externalID = in.ExternalID
+		}
+		w, err := s.prepareUpdateWith(ctx, cur, &next, o)
 		if err != nil {
 			return nil, err
 		}
@@ -290,9 +423,14 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in *model.UpdateIden
 			(in.RevokeSessions == nil || *in.RevokeSessions)
 		if in.SendVerification != nil && *in.SendVerification {
 			// Every address still to verify: new ones and those that
-			// stay unverified.
+			// stay unverified, unless given as verified now.
 			_, verified := addressesOf(cur.VerifiableAddresses)
-			if err := s.attachVerification(w, func(a db.Address) bool { return !verified[[2]string{a.Via, a.Value}] }); err != nil {
+			if err := s.attachVerification(w, func(a db.Address) bool {
+				if a.State != nil {
+					return !a.State.Verified
+				}
+				return !verified[[2]string{a.Via, a.Value}]
+			}); err != nil {
 				return nil, err
 			}
 		}
@@ -300,19 +438,34 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in *model.UpdateIden
 	})
 }
 
+// prepareUpdate prepares the write of next, the new state of cur, that sets
+// no credentials, addresses or external id of its own (the owner's own
+// traits, say): the external id, the OIDC links and, while the traits stay
+// the same, the addresses given beyond them are kept.
 func (s *Service) prepareUpdate(ctx context.Context, cur, next *model.Identity, creds *model.CredentialsInput) (*db.IdentityWrite, error) {
+	return s.prepareUpdateWith(ctx, cur, next, writeOptions{creds: creds, externalID: cur.ExternalID, externalIDPath: "/externalId", update: true})
+}
+
+// prepareUpdateWith prepares the write of next, the new state of cur, with
+// what o gives.
+func (s *Service) prepareUpdateWith(ctx context.Context, cur, next *model.Identity, o writeOptions) (*db.IdentityWrite, error) {
 	now := s.clock()
 	next.UpdatedAt = now
 	if next.State != cur.State {
 		next.StateChangedAt = &now
 	}
-	w, err := s.prepare(ctx, next, creds)
+	w, err := s.prepare(ctx, next, o)
 	if err != nil {
 		return nil, err
 	}
+	// Addresses an admin gave beyond the traits' stay until the traits
+	// change.
+	if sameJSON(cur.Traits, next.Traits) {
+		keepExtraAddresses(w, cur)
+	}
 	// OIDC identifiers come from the credential, not from the traits: a write
 	// that sets no OIDC providers keeps them (and keeps them unique).
-	if creds == nil || creds.Oidc == nil {
+	if o.creds == nil || o.creds.Oidc == nil {
 		for _, c := range cur.Credentials {
 			if c.Type != model.CredentialTypeOidc {
 				continue
@@ -323,6 +476,22 @@ func (s *Service) prepareUpdate(ctx context.Context, cur, next *model.Identity, 
 		}
 	}
 	return w, nil
+}
+
+// sameJSON tells whether two JSON documents hold the same value (numbers
+// compared as written).
+func sameJSON(a, b model.JSON) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var x, y any
+	dx, dy := json.NewDecoder(bytes.NewReader(a)), json.NewDecoder(bytes.NewReader(b))
+	dx.UseNumber()
+	dy.UseNumber()
+	if dx.Decode(&x) != nil || dy.Decode(&y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
 }
 
 // Delete removes an identity with everything that hangs off it.
