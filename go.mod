@@ -11,6 +11,7 @@ require (
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
 	github.com/emersion/go-smtp v0.25.1
 	github.com/evanphx/json-patch/v5 v5.9.11
+	github.com/go-crypt/x v0.4.16
 	github.com/go-webauthn/webauthn v0.18.2
 	github.com/google/go-jsonnet v0.22.0
 	github.com/google/uuid v1.6.0

@@ -131,7 +131,7 @@ func (h *argon2Hash) encode() string {
 
 // parseArgon2 decodes "$argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<key>"
 // (and the same with argon2i) and refuses parameters beyond lim.
-func parseArgon2(s string, lim limits) (*argon2Hash, error) {
+func parseArgon2(s string, lim limits) (parsedHash, error) {
 	parts := strings.Split(s, "$")
 	if len(parts) != 6 || parts[0] != "" {
 		return nil, malformed("expected $%s$v=19$m=…,t=…,p=…$salt$hash", parts[1])

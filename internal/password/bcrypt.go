@@ -42,8 +42,9 @@ const bcryptAlphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 
 // parseBcrypt checks the shape x/crypto/bcrypt only partly checks (it reads
 // any length past 59 bytes and any minor version), so that Recognise and
-// Compare agree on what a valid hash is.
-func parseBcrypt(s string) (*bcryptHash, error) {
+// Compare agree on what a valid hash is. Its cost is bounded by
+// maxBcryptCost; nothing else about bcrypt grows.
+func parseBcrypt(s string, _ limits) (parsedHash, error) {
 	// "$2b$" + 2-digit cost + "$" + 53 characters.
 	if len(s) != 60 || s[6] != '$' {
 		return nil, malformed("expected $2a$, $2b$ or $2y$, a two-digit cost, $ and 53 characters")

@@ -19,10 +19,6 @@ import (
 // to the person logging in.
 var ErrUnsupportedHash = errors.New("password: unsupported or malformed password hash")
 
-// supported is the list Recognise's message gives, so that whoever prepares an
-// import knows what to send.
-const supported = "argon2id, argon2i, bcrypt ($2a$, $2b$, $2y$), pbkdf2 (sha1, sha224, sha256, sha384, sha512), scrypt"
-
 // Limits on imported hashes. A hash's parameters decide how much memory and
 // CPU every login with it costs, so an import (by mistake or malice) must not
 // be able to make one comparison take gigabytes or minutes, or crash the
@@ -79,6 +75,29 @@ const (
 	// more per 128·r bytes. One unit takes 0.3 µs, so this is about 3 s, and
 	// it admits N=2^20, r=8, p=1.
 	maxScryptWork = 10_000_000
+	// maxFirescryptLogN bounds Firebase scrypt's mem_cost, the log2 of N,
+	// at maxScryptN: Firebase writes 14. Its memory and work are held to
+	// the scrypt bounds above.
+	maxFirescryptLogN = 20
+	// minShaCryptRounds and maxShaCryptRounds bound sha256-crypt's and
+	// sha512-crypt's rounds=. The specification clamps rounds below 1000 up
+	// to 1000 and libxcrypt refuses them, so no genuine hash has fewer; its
+	// upper clamp, 999,999,999, would make one comparison take minutes.
+	// Each round hashes the password about twice, so its cost grows with the
+	// password's length (bounded by maxCryptPassword): with sha512-crypt,
+	// 1,000,000 rounds take 0.4 s for a 16-byte password and 2.3 s for a
+	// 511-byte one (sha256-crypt is faster with the CPU's SHA extensions and
+	// up to twice as slow without). That admits passlib's defaults (535,000
+	// for sha256-crypt, 656,000 for sha512-crypt) and glibc's 5,000.
+	minShaCryptRounds = 1000
+	maxShaCryptRounds = 1_000_000
+	// maxCryptPassword is the longest password the crypt(3) family
+	// (md5-crypt, sha256-crypt, sha512-crypt) is compared with: libxcrypt,
+	// the crypt(3) of current Linux systems, refuses passphrases of 512
+	// bytes or more (CRYPT_MAX_PASSPHRASE_SIZE), so no hash it wrote has
+	// one; sha-crypt's cost grows with the square of the password's length
+	// (its step 14 hashes the password once per byte of it).
+	maxCryptPassword = 511
 )
 
 // limits are the bounds a parse enforces. Recognise uses defaultLimits; a
@@ -157,59 +176,103 @@ func malformed(format string, args ...any) *formatError {
 	return &formatError{reason: fmt.Sprintf(format, args...)}
 }
 
+// format is one entry of the table that parse recognises hashes with: how a
+// kind of hash is recognised (its prefixes), parsed and bounded (parse), and
+// named. Comparing is the parsed hash's verify. Adding a kind is adding an
+// entry here, its parser in the file of its family, and its test vectors
+// (TestEveryFormatHasVectors checks that every prefix has some).
+type format struct {
+	// name is the algorithm a malformed hash's message names.
+	name string
+	// prefixes recognise the kind: a hash is of it when it starts with one
+	// of them. No prefix in the table starts another (a test checks), so
+	// the order of the table does not matter.
+	prefixes []string
+	// listed is how the message for an unrecognised hash lists the kind;
+	// empty when an entry before it lists it too.
+	listed string
+	// parse decodes a hash that starts with one of prefixes, checks every
+	// parameter against its bounds before anything is derived, and returns
+	// a hash ready to verify, or a *formatError saying what is wrong.
+	parse func(hash string, lim limits) (parsedHash, error)
+}
+
+// formats are the kinds of hash this package compares: the ones Kratos writes
+// and the ones its hash comparator accepts on import, under Kratos's names
+// and, for the crypt(3) family, under crypt(3)'s own prefixes too.
+var formats = []format{
+	{"argon2id", []string{"$argon2id$"}, "argon2id", parseArgon2},
+	{"argon2i", []string{"$argon2i$"}, "argon2i", parseArgon2},
+	{"bcrypt", []string{"$2a$", "$2b$", "$2y$"}, "bcrypt ($2a$, $2b$, $2y$)", parseBcrypt},
+	{"pbkdf2", []string{"$pbkdf2-"}, "pbkdf2 (sha1, sha224, sha256, sha384, sha512)", parsePbkdf2},
+	{"scrypt", []string{"$scrypt$"}, "scrypt", parseScrypt},
+	{"firescrypt", []string{"$firescrypt$"}, "Firebase scrypt ($firescrypt$)", parseFirescrypt},
+	{"md5-crypt", []string{"$1$", "$md5-crypt$"}, "md5-crypt ($1$, $md5-crypt$)", md5Crypt.parse},
+	{"sha256-crypt", []string{"$5$", "$sha256-crypt$"}, "sha256-crypt ($5$, $sha256-crypt$)", sha256Crypt.parse},
+	{"sha512-crypt", []string{"$6$", "$sha512-crypt$"}, "sha512-crypt ($6$, $sha512-crypt$)", sha512Crypt.parse},
+	{"sha1", []string{"$sha1$"}, "salted sha1, sha256, sha512 ($sha1$, $sha256$, $sha512$ with pf=)", saltedSHA1.parse},
+	{"sha256", []string{"$sha256$"}, "", saltedSHA256.parse},
+	{"sha512", []string{"$sha512$"}, "", saltedSHA512.parse},
+	{"ssha", []string{"{SSHA}"}, "ssha ({SSHA}, {SSHA256}, {SSHA512})", ssha1.parse},
+	{"ssha256", []string{"{SSHA256}"}, "", ssha256.parse},
+	{"ssha512", []string{"{SSHA512}"}, "", ssha512.parse},
+	{"md5", []string{"$md5$"}, "md5 ($md5$, with or without pf=)", parseMD5},
+	{"hmac", []string{"$hmac-"}, "hmac ($hmac-md4$, $hmac-md5$, $hmac-sha1$, $hmac-sha224$, $hmac-sha256$, $hmac-sha384$, $hmac-sha512$)", parseHMAC},
+}
+
+// supported is the list the message for an unrecognised hash gives, so that
+// whoever prepares an import knows what to send. It names prefixes but never
+// writes a whole hash, so it cannot be mistaken for one.
+var supported = func() string {
+	var names []string
+	for _, f := range formats {
+		if f.listed != "" {
+			names = append(names, f.listed)
+		}
+	}
+	return strings.Join(names, ", ")
+}()
+
+// lookup returns the entry whose prefix hash starts with, or nil.
+func lookup(hash string) *format {
+	for i := range formats {
+		for _, p := range formats[i].prefixes {
+			if strings.HasPrefix(hash, p) {
+				return &formats[i]
+			}
+		}
+	}
+	return nil
+}
+
 // parse recognises a hash by its prefix, as Kratos's hash comparator does, and
-// decodes it with one parser per algorithm (one file each).
+// decodes it with its entry's parser.
 func parse(hash string, lim limits) (parsedHash, error) {
 	if len(hash) > maxHashLength {
 		return nil, &formatError{reason: fmt.Sprintf("is longer than %d bytes", maxHashLength)}
 	}
-	var (
-		name string
-		h    parsedHash
-		err  error
-	)
-	switch {
-	case strings.HasPrefix(hash, "$argon2id$"):
-		name = "argon2id"
-		h, err = nilIfErr(parseArgon2(hash, lim))
-	case strings.HasPrefix(hash, "$argon2i$"):
-		name = "argon2i"
-		h, err = nilIfErr(parseArgon2(hash, lim))
-	case strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"), strings.HasPrefix(hash, "$2y$"):
-		name = "bcrypt"
-		h, err = nilIfErr(parseBcrypt(hash))
-	case strings.HasPrefix(hash, "$pbkdf2-"):
-		name = "pbkdf2"
-		h, err = nilIfErr(parsePbkdf2(hash))
-	case strings.HasPrefix(hash, "$scrypt$"):
-		name = "scrypt"
-		h, err = nilIfErr(parseScrypt(hash))
-	default:
+	f := lookup(hash)
+	if f == nil {
 		return nil, &formatError{}
 	}
-	var fe *formatError
-	if errors.As(err, &fe) && fe.algorithm == "" {
-		fe.algorithm = name
-	}
-	return h, err
-}
-
-// nilIfErr turns a typed nil pointer into a nil interface, so that parse never
-// returns a non-nil parsedHash holding nil.
-func nilIfErr[T parsedHash](h T, err error) (parsedHash, error) {
+	h, err := f.parse(hash, lim)
 	if err != nil {
+		var fe *formatError
+		if errors.As(err, &fe) && fe.algorithm == "" {
+			fe.algorithm = f.name
+		}
 		return nil, err
 	}
 	return h, nil
 }
 
 // Recognise checks an imported hash before it is stored and names its
-// algorithm ("argon2id", "argon2i", "bcrypt", "pbkdf2" or "scrypt"). It decodes
-// the whole hash and applies the same limits as Compare, but derives nothing,
-// so it is cheap. An unrecognised or malformed hash, or one whose parameters
-// would make logins too expensive, is a *model.Error with
-// CodeValidationFailed whose message says why and never repeats the hash; the
-// caller sets its Path.
+// algorithm (an entry's name, or for pbkdf2 and hmac the family's with the
+// digest, e.g. "hmac-sha256"). It decodes the whole hash and applies the same
+// limits as Compare, but derives nothing, so it is cheap. An unrecognised or
+// malformed hash, or one whose parameters would make logins too expensive,
+// is a *model.Error with CodeValidationFailed whose message says why and
+// never repeats the hash; the caller sets its Path.
 func Recognise(hash string) (algorithm string, err error) {
 	h, err := parse(hash, defaultLimits)
 	if err != nil {
@@ -234,6 +297,15 @@ func decodeBase64(s, what string) ([]byte, error) {
 		return nil, malformed("%s is longer than %d bytes", what, maxSaltOrKey)
 	}
 	return b, nil
+}
+
+// decodeBase64Empty is decodeBase64 for a field that may be empty, such as
+// the salt of a layout whose pattern does not use it.
+func decodeBase64Empty(s, what string) ([]byte, error) {
+	if s == "" {
+		return []byte{}, nil
+	}
+	return decodeBase64(s, what)
 }
 
 // checkKeyLength refuses derived keys too short to be safe.

@@ -24,7 +24,7 @@ func TestRecogniseRefuses(t *testing.T) {
 		salt16       = "cm94YnRVOW5jZzFzcVE4bQ"                      // 16 bytes
 		key32        = "fBxypOL0nP/zdPE71JtAV71i487LbX3fJI5PoTN6Lp4" // 32 bytes
 		bcryptTail   = "o6hx.Wog/wvFSkT/Bp/6DOxCtLRTDj7lm9on9suF/WaCGNVHbkfL6"
-		unrecognised = "unrecognised password hash format (supported: argon2id, argon2i, bcrypt ($2a$, $2b$, $2y$), pbkdf2 (sha1, sha224, sha256, sha384, sha512), scrypt)"
+		unrecognised = "unrecognised password hash format (supported: argon2id, argon2i, bcrypt ($2a$, $2b$, $2y$), pbkdf2 (sha1, sha224, sha256, sha384, sha512), scrypt, Firebase scrypt ($firescrypt$), md5-crypt ($1$, $md5-crypt$), "
 	)
 	argon := func(variant, params string) string {
 		return "$" + variant + "$v=19$" + params + "$" + salt16 + "$" + key32
@@ -44,8 +44,7 @@ func TestRecogniseRefuses(t *testing.T) {
 		{"argon2d", argon("argon2d", "m=64,t=1,p=1"), unrecognised},
 		{"bcrypt $2x$", "$2x$10$" + bcryptTail, unrecognised},
 		{"bcrypt without $", "2a$10$" + bcryptTail, unrecognised},
-		{"md5-crypt", "$1$saltsalt$qjXMvbEw8oaL.CzflDugX/", unrecognised},
-		{"ssha", "{SSHA}JFZFs0oHzxbMwkSJmYVeI8MnTDy/276a", unrecognised},
+		{"des-crypt", "saHW9GdxihkGQ", unrecognised},
 		{"too long", "$argon2id$" + strings.Repeat("A", 2000), "password hash is longer than 1024 bytes"},
 
 		// argon2
@@ -91,7 +90,7 @@ func TestRecogniseRefuses(t *testing.T) {
 		{"pbkdf2 work by blocks", pbkdf("sha1", "i=5000001,l=32"), "work of 10000002 (iterations × output blocks × 1 for sha1) is above the limit"},
 		{"pbkdf2 sha3-224 work", pbkdf("sha224", "i=1250001,l=32"), "work of 10000008 (iterations × output blocks × 4 for sha224) is above the limit of 10000000"},
 		{"pbkdf2 sha512 work", pbkdf("sha512", "i=5000001,l=32"), "work of 10000002 (iterations × output blocks × 2 for sha512)"},
-		{"pbkdf2 l mismatch", pbkdf("sha256", "i=1000,l=64"), "key length (l) does not match"},
+		{"pbkdf2 l not a number", pbkdf("sha256", "i=1000,l=-1"), "parameters must be i=…,l=…"},
 		{"pbkdf2 padded salt stays strict", "$pbkdf2-sha256$i=1000,l=32$" + salt16 + "=$" + key32, "salt is not valid base64"},
 
 		// scrypt

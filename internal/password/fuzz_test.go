@@ -18,7 +18,9 @@ import (
 //
 // Their seeds run with the ordinary tests. Nothing here derives a key: an
 // accepted hash may cost up to the limits, a gigabyte and seconds, so the
-// targets check the parse and its bounds, never verify.
+// targets check the parse and its bounds and verify only kinds whose cost
+// does not grow with their parameters (single digests, HMAC, md5-crypt) or
+// whose parameters the target keeps small (sha-crypt up to 5000 rounds).
 //
 // The bounds are checked against an oracle written apart from the code under
 // test, in math/big arithmetic, so that an overflow or a rounding in the
@@ -51,12 +53,38 @@ var fuzzSeeds = []string{
 	"$argon2id$",
 	"$scrypt$ln=,r=,p=$$",
 	"$pbkdf2-$i=1,l=1$$",
+	"$pbkdf2-sha256$i=1000,l=4294967295$e8/arsEf4cvQihdNgqj0Nw$5xQQKNTyeTHx2Ld5/JDE7A",
+	"$firescrypt$ln=31,r=8,p=1$c2FsdHNhbHRzYWx0$aGFzaA==$Bw==$a2V5a2V5",
+	"$firescrypt$ln=20,r=8,p=1$c2FsdHNhbHRzYWx0$MDEyMzQ1Njc4OWFiY2RlZg==$$MDEyMzQ1Njc4OWFiY2RlZg==",
+	"$firescrypt$ln=1,r=1,p=1073741823$c2FsdA==$MDEyMzQ1Njc4OWFiY2RlZg==$Bw==$MDEyMzQ1Njc4OWFiY2RlZg==",
+	"$firescrypt$$$$$$",
+	"$6$rounds=999999999$3LVbIAVxR//cRajw$uuNasMW.RYxlGzIRFU1Was70BPSa933AjxhZIGJdJBOlqJAHlgqa0yuiuq5JHF/ryNGryJkj87G9i3G2HPSXg1",
+	"$6$rounds=1000000$3LVbIAVxR//cRajw$uuNasMW.RYxlGzIRFU1Was70BPSa933AjxhZIGJdJBOlqJAHlgqa0yuiuq5JHF/ryNGryJkj87G9i3G2HPSXg1",
+	"$5$rounds=$$",
+	"$sha512-crypt$rounds=1000$$",
+	"$1$$",
+	"$md5-crypt$$$",
+	"$sha1$pf=$$",
+	"$sha256$pf=e1NBTFR9$$",
+	"$md5$pf=e1BBU1NXT1JEfQ==$$CY9rzUYh03PK3k6DJie09g==",
+	"$md5$",
+	"{SSHA}",
+	"{SSHA512}=",
+	"$hmac-$$",
+	"$hmac-md4$$",
+	"$hmac-sha512$" + strings.Repeat("A", 1000) + "$MTIzNDU=",
 }
 
 // FuzzRecognise feeds arbitrary strings to Recognise and parse.
 func FuzzRecognise(f *testing.F) {
 	for _, v := range vectors {
 		f.Add(v.hash)
+	}
+	for _, v := range importVectors {
+		f.Add(v.hash)
+	}
+	for _, c := range kratosWrongPairs {
+		f.Add(c.hash)
 	}
 	for _, s := range fuzzSeeds {
 		f.Add(s)
@@ -142,14 +170,18 @@ func FuzzPbkdf2(f *testing.F) {
 	} {
 		f.Add(c.digest, c.i, uint64(len(key)), salt, key)
 	}
+	// l= is ignored, as Kratos ignores it: its import example has l=128
+	// with a 16-byte key.
+	f.Add("sha256", uint64(1000), uint64(128), salt, key[:16])
+	f.Add("sha1", uint64(5000001), uint64(1), salt, key[:20])
 	f.Fuzz(func(t *testing.T, digest string, iter, keyLen uint64, salt, key []byte) {
 		s := fmt.Sprintf("$pbkdf2-%s$i=%d,l=%d$%s$%s", digest, iter, keyLen,
 			base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 		parsed := checkParse(t, s)
 		size, weight, known := oraclePbkdf2Digest(digest)
+		blocks := (uint64(len(key)) + size - 1) / size
 		want := known && len(s) <= maxHashLength && fits32(iter, keyLen) && iter >= 1 &&
-			keyLen == uint64(len(key)) &&
-			bigLeq(bigMul(bigU(iter), bigU((keyLen+size-1)/size), bigU(weight)), maxPbkdf2Work) &&
+			bigLeq(bigMul(bigU(iter), bigU(blocks), bigU(weight)), maxPbkdf2Work) &&
 			len(salt) >= 1 && len(salt) <= maxSaltOrKey && len(key) >= minKeyLength && len(key) <= maxSaltOrKey
 		if got := parsed != nil; got != want {
 			t.Fatalf("parse(%q) accepted = %v, want %v", s, got, want)
@@ -243,6 +275,30 @@ func checkBounds(t *testing.T, s string, p parsedHash) {
 		memory = new(big.Int)
 		if c, err := strconv.Atoi(string(h.encoded[4:6])); err != nil || c < 4 || c > maxBcryptCost {
 			t.Fatalf("parse(%q) accepted bcrypt cost %q", s, h.encoded[4:6])
+		}
+	case *firescryptHash:
+		cost, r, lanes := uint64(h.n), uint64(h.r), uint64(h.p)
+		memory = oracleScryptMemory(cost, r, lanes)
+		if cost < 2 || cost&(cost-1) != 0 || cost > maxScryptN || r < 1 || lanes < 1 || r*lanes >= 1<<30 ||
+			!bigLeq(bigMul(bigU(cost+2), bigU(r), bigU(lanes)), maxScryptWork) ||
+			len(h.hash) != len(h.signerKey) || len(h.hash) < minKeyLength {
+			t.Fatalf("parse(%q) accepted firescrypt N=%d, r=%d, p=%d", s, cost, r, lanes)
+		}
+	case *cryptHash:
+		memory = new(big.Int)
+		rounded := h.variant == sha256Crypt || h.variant == sha512Crypt
+		if len(h.salt) > 16 || (rounded && (h.rounds < 1000 || h.rounds > 1_000_000)) || (!rounded && h.variant != md5Crypt) {
+			t.Fatalf("parse(%q) accepted %s with rounds %d, a %d-byte salt", s, h.variant.name, h.rounds, len(h.salt))
+		}
+	case *digestHash:
+		memory = new(big.Int)
+		if len(h.hash) != h.digest.size || (h.pattern != nil && !strings.Contains(string(h.pattern), "{PASSWORD}")) {
+			t.Fatalf("parse(%q) accepted a %d-byte %s digest with pattern %q", s, len(h.hash), h.digest.name, h.pattern)
+		}
+	case *hmacHash:
+		memory = new(big.Int)
+		if len(h.key) < 1 || len(h.key) > maxSaltOrKey || len(h.mac) != h.digest().Size() {
+			t.Fatalf("parse(%q) accepted %s with a %d-byte key and %d-byte MAC", s, h.name, len(h.key), len(h.mac))
 		}
 	default:
 		t.Fatalf("parse(%q) returned a %T", s, p)

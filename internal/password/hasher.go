@@ -27,7 +27,7 @@ import (
 const reclaimEvery = 64 << 20
 
 // Hasher hashes new passwords with argon2id and compares passwords with any
-// supported hash. Every hash computation (argon2, bcrypt, pbkdf2 or scrypt)
+// supported hash. Every hash computation (of any kind, however cheap)
 // takes one of a fixed number of slots; callers beyond that wait, giving up
 // when their context ends, so that a burst of logins cannot exhaust memory:
 // with the default parameters each running argon2id hash holds 64 MiB.
@@ -208,7 +208,7 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 
 // NeedsRehash reports whether hash should be replaced by Hash's output at the
 // next successful login: true for anything that is not argon2id, version 19,
-// with exactly the current parameters (bcrypt, pbkdf2, scrypt, argon2i, an
+// with exactly the current parameters (any imported kind, argon2i, an
 // argon2id with other costs or lengths, or a hash that cannot be read).
 func (h *Hasher) NeedsRehash(hash string) bool {
 	parsed, err := parse(hash, h.limits)

@@ -53,10 +53,12 @@ func (h *pbkdf2Hash) verify(password []byte) bool {
 }
 
 // parsePbkdf2 decodes "$pbkdf2-<digest>$i=<iterations>,l=<key length>$<salt>$<key>"
-// with unpadded standard base64, as Kratos writes it. Kratos ignores l and
-// uses the decoded key's length; here the two must agree, since a mismatch
-// means the hash was damaged.
-func parsePbkdf2(s string) (*pbkdf2Hash, error) {
+// with unpadded standard base64, as Kratos writes it. Like Kratos, it derives
+// as many bytes as the decoded key has and ignores l (which must still be a
+// number): Kratos's own import example has l=128 with a 16-byte key, so
+// refusing a mismatch would refuse hashes Kratos verifies. The work bound is
+// on the key as decoded, which is what is derived.
+func parsePbkdf2(s string, _ limits) (parsedHash, error) {
 	parts := strings.Split(s, "$")
 	if len(parts) != 5 || parts[0] != "" {
 		return nil, malformed("expected $pbkdf2-<digest>$i=…,l=…$salt$hash")
@@ -70,7 +72,7 @@ func parsePbkdf2(s string) (*pbkdf2Hash, error) {
 	if err != nil {
 		return nil, err
 	}
-	iter, keyLen := vals[0], vals[1]
+	iter := vals[0]
 	h := &pbkdf2Hash{digest: digest.new}
 	if h.salt, err = decodeBase64(parts[3], "salt"); err != nil {
 		return nil, err
@@ -81,12 +83,9 @@ func parsePbkdf2(s string) (*pbkdf2Hash, error) {
 	if err := checkKeyLength(len(h.key)); err != nil {
 		return nil, err
 	}
-	if uint64(len(h.key)) != keyLen {
-		return nil, malformed("key length (l) does not match the hash")
-	}
 	// PBKDF2 runs all its iterations once per digest-sized block of output.
 	size := uint64(digest.new().Size())
-	blocks := (keyLen + size - 1) / size
+	blocks := (uint64(len(h.key)) + size - 1) / size
 	switch work := mulSat(iter, blocks, digest.weight); {
 	case iter < 1:
 		return nil, malformed("iterations (i) must be at least 1")
