@@ -165,3 +165,37 @@ func (x *httpExchange) setOIDCBinding(value string) {
 	http.SetCookie(x.w, &http.Cookie{Name: x.cookies.Name + OIDCBindingCookieSuffix, Value: value, Path: "/self-service/oidc/",
 		Domain: x.cookies.Domain, MaxAge: int(oidcBindingMaxAge / time.Second), Secure: x.secure(), HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }
+
+// exchangeFor is the exchange of a plain HTTP handler outside the GraphQL
+// middleware (the OpenID Connect callback), with the client and the scheme
+// worked out as the middleware does (a trusted proxy's headers count).
+func exchangeFor(c AuthConfig, w http.ResponseWriter, r *http.Request) *httpExchange {
+	ip, viaProxy := ClientAddr(r, c.TrustedProxies)
+	return &httpExchange{w: w, r: r, cookies: c.Cookies, clientIP: ip, userAgent: r.UserAgent(),
+		https: r.TLS != nil || (viaProxy && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"))}
+}
+
+// SessionCookieWriter sets the session cookies from a plain HTTP handler
+// (the OpenID Connect callback) exactly as login sets them: the same names
+// and attributes, Secure decided the same way.
+func SessionCookieWriter(c AuthConfig) func(w http.ResponseWriter, r *http.Request, token string, expires time.Time) {
+	return func(w http.ResponseWriter, r *http.Request, token string, expires time.Time) {
+		exchangeFor(c, w, r).setSessionCookies(token, expires)
+	}
+}
+
+// OIDCBindingClearer removes the cookie setOIDCBinding set: the callback
+// uses it once.
+func OIDCBindingClearer(c AuthConfig) func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		x := exchangeFor(c, w, r)
+		http.SetCookie(w, &http.Cookie{Name: c.Cookies.Name + OIDCBindingCookieSuffix, Path: "/self-service/oidc/",
+			Domain: c.Cookies.Domain, MaxAge: -1, Secure: x.secure(), HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	}
+}
+
+// RequestClient tells who sent a request to a plain HTTP handler, as the
+// GraphQL middleware tells it for sessions.
+func RequestClient(c AuthConfig) func(r *http.Request) session.Client {
+	return func(r *http.Request) session.Client { return exchangeFor(c, nil, r).client() }
+}
