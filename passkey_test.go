@@ -25,9 +25,9 @@ import (
 // passkeyPageScript is what a browser app needs to use the passkey
 // mutations: the options come as JSON with binary fields base64url, and
 // navigator.credentials wants ArrayBuffers; the answer goes back as JSON.
-// README.md shows the same script.
-const passkeyPageScript = `
-const b64url = {
+// README.md shows the same script (apiPlaceholder is replaced by the test
+// server's URL).
+const passkeyPageScript = `const b64url = {
   decode: (s) => Uint8Array.from(atob(s.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(s.length / 4) * 4, "=")), (c) => c.charCodeAt(0)).buffer,
   encode: (buf) => btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""),
 };
@@ -59,6 +59,45 @@ async function getPasskey(options) {
   const publicKey = { ...options, challenge: b64url.decode(options.challenge), allowCredentials: withIds(options.allowCredentials) };
   return credentialJSON(await navigator.credentials.get({ publicKey }));
 }
+
+// GraphQL over fetch with the session cookie (serve.cors must allow this origin when the API is
+// elsewhere). A mutation the cookie authenticates carries the csrfToken of the sign-in.
+const API = "https://id.example.com/graphql";
+let csrfToken = sessionStorage.getItem("csrfToken");
+async function gql(query, variables) {
+  const headers = { "Content-Type": "application/json" };
+  if (csrfToken) headers["X-CSRF-Token"] = csrfToken;
+  const r = await fetch(API, { method: "POST", credentials: "include", headers, body: JSON.stringify({ query, variables }) });
+  const { data, errors } = await r.json();
+  if (errors) throw new Error(errors[0].message);
+  return data;
+}
+
+async function addPasskey(name) {  // in a signed-in page
+  const { beginPasskeyRegistration: b } = await gql(` + "`" + `mutation { beginPasskeyRegistration { challengeId options userErrors { code message } } }` + "`" + `);
+  if (b.userErrors.length) throw new Error(b.userErrors[0].message);
+  const credential = await createPasskey(b.options);
+  const { finishPasskeyRegistration: f } = await gql(
+    ` + "`" + `mutation($in: FinishPasskeyRegistrationInput!) { finishPasskeyRegistration(input: $in) { identity { passkeys { id displayName } } userErrors { code message } } }` + "`" + `,
+    { in: { challengeId: b.challengeId, credential, displayName: name } });
+  if (f.userErrors.length) throw new Error(f.userErrors[0].message);
+  return f.identity.passkeys;
+}
+
+async function signInWithPasskey(identifier) {  // identifier: optional
+  const { beginPasskeyLogin: b } = await gql(
+    ` + "`" + `mutation($in: BeginPasskeyLoginInput!) { beginPasskeyLogin(input: $in) { challengeId options userErrors { code message } } }` + "`" + `,
+    { in: { identifier } });
+  if (b.userErrors.length) throw new Error(b.userErrors[0].message);
+  const credential = await getPasskey(b.options);
+  const { finishPasskeyLogin: f } = await gql(
+    ` + "`" + `mutation($in: FinishPasskeyLoginInput!) { finishPasskeyLogin(input: $in) { session { identity { id } } csrfToken userErrors { code message } } }` + "`" + `,
+    { in: { challengeId: b.challengeId, credential, cookie: true } });
+  if (f.userErrors.length) throw new Error(f.userErrors[0].message);
+  csrfToken = f.csrfToken;
+  sessionStorage.setItem("csrfToken", csrfToken);
+  return f.session;
+}
 `
 
 // passkeyBrowser is headless Chromium on a page of http://localhost:PORT (a
@@ -72,18 +111,28 @@ type passkeyBrowser struct {
 	auth   webauthn.AuthenticatorID
 }
 
+const apiPlaceholder = "https://id.example.com/graphql"
+
 // passkeyPage serves the page the browser runs the ceremonies on and
 // returns its origin, on localhost rather than 127.0.0.1: an IP address
-// cannot be a relying party id.
-func passkeyPage(t *testing.T) string {
+// cannot be a relying party id. The page's script calls the API at *api
+// (set it once the server runs).
+func passkeyPage(t *testing.T, api *string) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, "<!doctype html><meta charset=utf-8><title>app</title><script>%s</script>", passkeyPageScript)
+		script := passkeyPageScript
+		if api != nil {
+			script = strings.Replace(script, apiPlaceholder, *api, 1)
+		}
+		fmt.Fprintf(w, "<!doctype html><meta charset=utf-8><title>app</title><script>%s</script>", script)
 	}))
 	t.Cleanup(srv.Close)
-	return strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
+	return localhostURL(srv.URL)
 }
+
+// localhostURL is a loopback test server's URL on localhost.
+func localhostURL(u string) string { return strings.Replace(u, "127.0.0.1", "localhost", 1) }
 
 func newPasskeyBrowser(t *testing.T, origin string) *passkeyBrowser {
 	t.Helper()
@@ -293,7 +342,7 @@ func withPasskeys(origin string, clock *vfClock) func(*Config) {
 // disabled account, a page on an origin the server does not list, and
 // removing the last way to sign in.
 func TestPasskeys(t *testing.T) {
-	origin := passkeyPage(t)
+	origin := passkeyPage(t, nil)
 	clock := &vfClock{}
 	eachSelfService(t, withPasskeys(origin, clock), func(t *testing.T, s *testServer, dsn string) {
 		b := newPasskeyBrowser(t, origin)
@@ -525,6 +574,58 @@ func TestPasskeys(t *testing.T) {
 			t.Errorf("dave's passkey after the refused removal: %s", r.Data)
 		}
 	})
+}
+
+// TestPasskeysFromThePage runs README.md's browser code as it stands: a
+// page on another origin (allowed by serve.cors) registers with a password
+// and a cookie, adds a passkey, signs in with it, and reads whoami, every
+// call made by the page with the session cookie and its anti-CSRF token.
+func TestPasskeysFromThePage(t *testing.T) {
+	var api string
+	origin := passkeyPage(t, &api)
+	s := newTestServer(t, dbtest.NewSQLite(t), func(c *Config) {
+		withPasskeys(origin, &vfClock{})(c)
+		c.Serve.CORS.Enabled = true
+		c.Serve.CORS.AllowedOrigins = []string{origin}
+	})
+	api = localhostURL(s.URL) + "/graphql"
+	b := newPasskeyBrowser(t, origin)
+	js := `(async () => {
+		const reg = await gql("mutation($in: RegisterInput!) { register(input: $in) { csrfToken userErrors { code } } }",
+			{ in: { traits: { email: "page@example.com" }, password: "` + pw1 + `", cookie: true } });
+		csrfToken = reg.register.csrfToken;
+		const added = await addPasskey("From the page");
+		const session = await signInWithPasskey();
+		const who = await gql("{ whoami { aal authenticationMethods { method } identity { id passkeys { displayName } } } }");
+		return JSON.stringify({ added, session, who });
+	})().catch((e) => "error: " + e)`
+	out, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+	if err != nil || strings.HasPrefix(out, "error: ") {
+		t.Fatalf("the README's flow: %s %v", out, err)
+	}
+	var got struct {
+		Added   []struct{ DisplayName string }
+		Session struct{ Identity struct{ ID string } }
+		Who     struct {
+			Whoami struct {
+				AAL                   string
+				AuthenticationMethods []struct{ Method string }
+				Identity              struct {
+					ID       string
+					Passkeys []struct{ DisplayName string }
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%s: %v", out, err)
+	}
+	w := got.Who.Whoami
+	if len(got.Added) != 1 || got.Added[0].DisplayName != "From the page" || got.Session.Identity.ID == "" ||
+		w.Identity.ID != got.Session.Identity.ID || w.AAL != "AAL1" || len(w.AuthenticationMethods) != 1 ||
+		w.AuthenticationMethods[0].Method != "PASSKEY" || len(w.Identity.Passkeys) != 1 {
+		t.Errorf("the README's flow: %s", out)
+	}
 }
 
 // TestPasskeysOffAndConfig: switched off, every passkey mutation answers

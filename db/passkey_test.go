@@ -133,6 +133,51 @@ func TestPasskeyCredentialStorage(t *testing.T) {
 	})
 }
 
+// TestPasskeyCredentialWithSchemaIdentifiers: a schema that marks a trait
+// as the passkey display name gives the identity a passkey credential row
+// (without a secret) holding that identifier; passkeys go into that row,
+// and the last one removed leaves it as it was.
+func TestPasskeyCredentialWithSchemaIdentifiers(t *testing.T) {
+	dbtest.EachDB(t, func(t *testing.T, store *db.DB) {
+		ctx := context.Background()
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		ident, err := store.CreateIdentity(ctx, &db.IdentityWrite{
+			Identity: &model.Identity{ID: uuid.Must(uuid.NewV7()), SchemaID: "default", State: model.IdentityStateActive,
+				Traits: model.JSON(`{"email":"named@example.com"}`), CreatedAt: now, UpdatedAt: now},
+			Identifiers: []db.Identifier{{Type: db.CredentialPassword, Value: "named@example.com", Path: "/traits/email"},
+				{Type: db.CredentialPasskey, Value: "named@example.com", Path: "/traits/email"}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cred, err := store.PasskeyCredentialOf(ctx, ident.ID); err != nil || string(cred.Config) != "{}" {
+			t.Fatalf("the schema's placeholder: %+v, %v", cred, err)
+		}
+		handle := "NamedNamedNamedNamedNamedNamedNamedNamedNamedNamedNamedNamedName"
+		setPasskeys(t, store, ident.ID, handle, "key-1")
+		if got, want := credentialSummary(t, store, ident.ID), []string{"PASSKEY:[" + handle + " named@example.com]"}; !slices.Equal(got, want) {
+			t.Errorf("credentials = %v, want %v", got, want)
+		}
+		if found, err := store.FindPasskeyCredential(ctx, []byte(handle)); err != nil || found.IdentityID != ident.ID {
+			t.Errorf("FindPasskeyCredential: %+v, %v", found, err)
+		}
+		setPasskeys(t, store, ident.ID, handle)
+		if got := credentialSummary(t, store, ident.ID); len(got) != 0 {
+			t.Errorf("credentials after the last passkey = %v, want none listed", got)
+		}
+		if cred, err := store.PasskeyCredentialOf(ctx, ident.ID); err != nil || string(cred.Config) != "{}" {
+			t.Errorf("after the last passkey: %+v, %v (want the placeholder back)", cred, err)
+		}
+		if _, err := store.FindPasskeyCredential(ctx, []byte(handle)); model.ErrorCodeOf(err) != model.CodeNotFound {
+			t.Errorf("the handle after the last passkey: %v, want NOT_FOUND", err)
+		}
+		names, _ := store.PasskeyUserNames(ctx, ident.ID)
+		if len(names) != 2 || names[0] != (db.Identifier{Type: db.CredentialPasskey, Value: "named@example.com"}) {
+			t.Errorf("PasskeyUserNames = %+v", names)
+		}
+	})
+}
+
 // TestUpdatePasskeysSeesOtherWaysToSignIn: the change sees the other
 // credentials the identity can sign in with (a placeholder password row
 // without a hash is none), and its error writes nothing.

@@ -91,7 +91,9 @@ func (s *Service) BeginLogin(ctx context.Context, in *model.BeginPasskeyLoginInp
 
 // userByIdentifier finds the identity a login identifier names and its
 // passkeys; nil when it has none or there is no such identity. Both paths
-// read the same tables, so they cost about the same.
+// read the same tables, so they cost about the same. An identifier no
+// identity can hold (longer than schemas.MaxIdentifierBytes, control
+// characters) has no lookup forms and costs no identifier query.
 func (s *Service) userByIdentifier(ctx context.Context, identifier string) (*user, *uuid.UUID, error) {
 	id, err := s.store.FindLoginIdentity(ctx, lookupForms(identifier))
 	if err != nil && model.ErrorCodeOf(err) != model.CodeNotFound {
