@@ -73,6 +73,14 @@ var secretMarkers = []*regexp.Regexp{
 	regexp.MustCompile(`\$2[aby]\$[0-9]{2}\$`),
 	regexp.MustCompile(`\$pbkdf2-[a-z0-9]+\$`),
 	regexp.MustCompile(`\$scrypt\$ln=`),
+	regexp.MustCompile(`\$firescrypt\$ln=`),
+	regexp.MustCompile(`\$(1|5|6|md5-crypt|sha256-crypt|sha512-crypt)\$(rounds=|[./0-9A-Za-z]*\$)`),
+	regexp.MustCompile(`\$(sha1|sha256|sha512|md5)\$(pf=|[A-Za-z0-9+/])`),
+	regexp.MustCompile(`\{SSHA(256|512)?\}[A-Za-z0-9+/]`),
+	regexp.MustCompile(`\$hmac-[a-z0-9]+\$[A-Za-z0-9+/]`),
+	// TOTP keys and their sealed form.
+	regexp.MustCompile(`otpauth://`),
+	regexp.MustCompile(`sealed_totp_url`),
 }
 
 type credentialJSON struct {
@@ -915,7 +923,7 @@ func TestAdminImportIdentities(t *testing.T) {
 			{"traits": map[string]any{"email": "b@example.com"}, "credentials": map[string]any{"password": map[string]any{"password": "Vq2!mZr-Lp0w@Tx8-kQ"}}},
 			{"traits": map[string]any{"email": "A@Example.COM"}},
 			{"traits": map[string]any{"email": "c@example.com"}, "state": "INACTIVE", "credentials": map[string]any{"password": map[string]any{"hashedPassword": cheapBcrypt()}}},
-			{"traits": map[string]any{"email": "d@example.com"}, "credentials": map[string]any{"password": map[string]any{"hashedPassword": "$1$saltsalt$qjXMvbEw8oaL.CzflDugX/"}}},
+			{"traits": map[string]any{"email": "d@example.com"}, "credentials": map[string]any{"password": map[string]any{"hashedPassword": "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$tnSYvahCwPBHKZUspmcxMfb0.WiB9W.zEaKlOBL35rC"}}},
 			{"schemaId": "nope", "traits": map[string]any{"email": "e@example.com"}},
 			{"traits": map[string]any{"email": "PRE@example.com"}},
 			{"schemaId": "username", "traits": map[string]any{"username": "frank"}},
@@ -1144,7 +1152,7 @@ func TestAdminErrorCodes(t *testing.T) {
 		other := mustCreate(t, s, map[string]any{"schemaId": "username", "traits": map[string]any{"username": "other"}})
 		before := map[string]identityJSON{taken.ID: taken, other.ID: other}
 
-		unrecognised := "$1$saltsalt$qjXMvbEw8oaL.CzflDugX/"
+		unrecognised := "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$tnSYvahCwPBHKZUspmcxMfb0.WiB9W.zEaKlOBL35rC"
 		tests := []struct {
 			name  string
 			query string
