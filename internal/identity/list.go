@@ -27,6 +27,7 @@ func (s *Service) List(ctx context.Context, first *int, after *string, f *model.
 		filter.State = f.State
 		filter.SchemaID = f.SchemaID
 		filter.IDs = f.Ids
+		filter.ExternalID = f.ExternalID
 		if f.CredentialsIdentifier != nil {
 			filter.Identifiers = schemas.LoginCandidates(*f.CredentialsIdentifier)
 			if filter.Identifiers == nil {
