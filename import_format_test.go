@@ -488,7 +488,9 @@ func TestImportFormatAddresses(t *testing.T) {
 			if v := id.verifiable("email", "other@example.com"); v == nil || v.Status != "sent" {
 				t.Errorf("unverified address %+v, want a code sent", v)
 			}
-			var msgs struct{ Edges []struct{ Node struct{ Recipient string } } }
+			var msgs struct {
+				Edges []struct{ Node struct{ Recipient string } }
+			}
 			dataField(t, adminPost(t, s, `{ courierMessages(first: 100) { edges { node { recipient } } } }`, nil), "courierMessages", &msgs)
 			var to []string
 			for _, e := range msgs.Edges {
