@@ -5,6 +5,7 @@
 //	identityd [serve] [--config FILE]
 //	identityd migrate up|down|status [--config FILE]
 //	identityd courier watch [--config FILE]
+//	identityd identities import [FILE|-] [--dry-run] | export [--with-credentials]
 //	identityd version
 //	identityd healthcheck [--url URL]
 package main
@@ -71,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cmdMigrate(ctx, args, stdout, getenv)
 	case "courier":
 		err = cmdCourier(ctx, args, stdout, stderr, getenv)
+	case "identities":
+		err = cmdIdentities(ctx, args, stdout, stderr, getenv)
 	case "version", "--version", "-version", "-v":
 		fmt.Fprintf(stdout, "identityd %s\n", version)
 	case "healthcheck":
@@ -101,6 +104,11 @@ const usage = `usage:
                                              what a migration made is dropped with its data
   identityd courier watch [--config FILE]    deliver queued emails and SMS only (no API), for
                                              a worker split out with courier.worker.enabled: false
+  identityd identities import [FILE|-] [--dry-run] [--batch N] [--config FILE]
+                                             load identities as Kratos writes them (JSON lines
+                                             or an array); exit 1 when any fails
+  identityd identities export [--filter-state S] [--filter-schema ID] [--with-credentials]
+                                             every identity as a JSON line on stdout, Kratos's layout
   identityd version | --version
   identityd SUBCOMMAND --help                the subcommand's flags
   (-c FILE is short for --config FILE)

@@ -585,8 +585,7 @@ func (s *Service) kratosConfig(id uuid.UUID, c db.ExportedCredential) (json.RawM
 		if json.Unmarshal(c.Config, &p) != nil || p.HashedPassword == "" {
 			return nil, false
 		}
-		b, _ := json.Marshal(p)
-		return b, true
+		return plainJSON(p), true
 	case db.CredentialOIDC:
 		// Kratos's layout already: {"providers": [{"provider", "subject",
 		// "organization"}]}; copied so no other stored key leaves.
@@ -600,8 +599,7 @@ func (s *Service) kratosConfig(id uuid.UUID, c db.ExportedCredential) (json.RawM
 		if json.Unmarshal(c.Config, &o) != nil {
 			return nil, false
 		}
-		b, _ := json.Marshal(o)
-		return b, true
+		return plainJSON(o), true
 	case db.CredentialTOTP:
 		var t mfa.TOTPConfig
 		if s.secondFactors == nil || json.Unmarshal(c.Config, &t) != nil {
@@ -611,11 +609,20 @@ func (s *Service) kratosConfig(id uuid.UUID, c db.ExportedCredential) (json.RawM
 		if err != nil {
 			return nil, false
 		}
-		b, _ := json.Marshal(kratosTOTPConfig{TOTPURL: url})
-		return b, true
+		return plainJSON(kratosTOTPConfig{TOTPURL: url}), true
 	default:
 		// Lookup secrets are stored as keyed hashes, which no import can
 		// use; passkeys and the rest are not imported by this server.
 		return nil, false
 	}
+}
+
+// plainJSON is v as JSON without HTML escaping, so a TOTP URL's & reads as
+// itself in an export.
+func plainJSON(v any) json.RawMessage {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // only plain structs of strings come here
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
