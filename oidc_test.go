@@ -810,3 +810,25 @@ func TestOIDCConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestOIDCProviderDown: a provider that cannot be reached does not keep the
+// server from starting (discovery is lazy); beginning a sign-in with it is
+// UNAVAILABLE, and the other providers work on.
+func TestOIDCProviderDown(t *testing.T) {
+	down := httptest.NewServer(http.NotFoundHandler())
+	downURL := down.URL
+	down.Close()
+	e := newOIDCServer(t, dbtest.NewSQLite(t), func(c *Config, _ *oidcEnv) {
+		p := c.Selfservice.Methods.OIDC.Config.Providers[0]
+		p.ID, p.IssuerURL = "down", downURL
+		c.Selfservice.Methods.OIDC.Config.Providers = append(c.Selfservice.Methods.OIDC.Config.Providers, p)
+	})
+	b := e.browser(t)
+	r := b.gql("", beginOIDCQuery, map[string]any{"in": map[string]any{"provider": "down", "returnTo": oidcReturnTo}})
+	if r.code(0) != "UNAVAILABLE" {
+		t.Fatalf("begin with a provider that is down: %v %s", r.codes(), r.Data)
+	}
+	if _, errCode := e.signIn(b, ada()); errCode != "" {
+		t.Fatalf("the provider that is up: %s", errCode)
+	}
+}

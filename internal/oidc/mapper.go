@@ -163,16 +163,26 @@ func decodeBase64(s string) ([]byte, error) {
 // is old (the old one stays when that fails).
 func (m *mapper) source(ctx context.Context, now time.Time) string {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.remote() && now.Sub(m.fetched) > mapperRefetchAge {
+	src, stale := m.src, m.remote() && now.Sub(m.fetched) > mapperRefetchAge
+	if stale {
 		m.fetched = now // one try per period, not one per sign-in
-		if src, err := m.read(ctx); err == nil {
-			if _, err := jsonnet.SnippetToAST(m.name, src); err == nil {
-				m.src = src
-			}
-		}
 	}
-	return m.src
+	m.mu.Unlock()
+	if !stale {
+		return src
+	}
+	// Read without the lock: other sign-ins go on with the old mapper.
+	fresh, err := m.read(ctx)
+	if err == nil {
+		_, err = jsonnet.SnippetToAST(m.name, fresh)
+	}
+	if err != nil {
+		return src
+	}
+	m.mu.Lock()
+	m.src = fresh
+	m.mu.Unlock()
+	return fresh
 }
 
 // noImports keeps a mapper from reading the server's files: Kratos mappers

@@ -547,6 +547,12 @@ func (s *Service) Callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	claims, err := p.exchange(ctx, oc, code, flow.PKCEVerifier, flow.Nonce, s.now)
+	var unreachable errUnreachable
+	if errors.As(err, &unreachable) {
+		_ = s.unreachable(ctx, p, err)
+		s.fail(w, r, flow.ReturnTo, string(model.CodeUnavailable), "the provider cannot be reached just now, try again shortly")
+		return
+	}
 	if err != nil {
 		s.log.WarnContext(ctx, "OpenID Connect callback refused", "provider", p.cfg.ID, "error", err)
 		s.fail(w, r, flow.ReturnTo, string(model.CodeInvalidCredentials), "the provider's answer did not verify: start again")

@@ -290,8 +290,14 @@ func (p *provider) scopes() []string {
 // whose nonce must be the flow's, or from GitHub's API.
 func (p *provider) exchange(ctx context.Context, c *oauth2.Config, code, verifier, nonce string, now func() time.Time) (*Claims, error) {
 	tok, err := c.Exchange(p.context(ctx), code, oauth2.VerifierOption(verifier))
-	if err != nil {
+	var refused *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &refused):
+		// The provider refused the code (used, expired, wrong
+		// verifier or client).
 		return nil, fmt.Errorf("token exchange: %w", err)
+	case err != nil:
+		return nil, errUnreachable{fmt.Errorf("token exchange: %w", err)}
 	}
 	if !p.openID() {
 		return p.githubClaims(ctx, c, tok)
