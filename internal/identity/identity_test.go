@@ -184,3 +184,85 @@ func TestWritesReadNothingBack(t *testing.T) {
 		}
 	})
 }
+
+// TestImportFormat: the import format's fields through the service. Each
+// identity a write returns is what a fresh read returns (external id and
+// address states included), a nil item fails alone, and admins' cleartext
+// passwords skip the policy where sign-up's do not.
+func TestImportFormat(t *testing.T) {
+	dbtest.EachDB(t, func(t *testing.T, store *db.DB) {
+		ctx := context.Background()
+		svc, _ := newService(t, store)
+		verified := true
+		at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+		res, err := svc.Import(ctx, []*model.CreateIdentityInput{
+			{Traits: model.JSON(`{"email":"f1@example.com"}`), ExternalID: str("f-1"),
+				VerifiableAddresses: []*model.VerifiableAddressInput{{Value: "F1@example.com", Via: "email", Verified: &verified, VerifiedAt: &at}},
+				RecoveryAddresses:   []*model.RecoveryAddressInput{{Value: "r1@example.com", Via: "email"}},
+				Credentials:         &model.CredentialsInput{Password: &model.PasswordCredentialInput{Password: str("123")}}},
+			nil,
+			{SchemaID: str("user"), Traits: model.JSON(`{"username":"user-f3"}`), ExternalID: str("f-1")},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res[0].Err != nil {
+			t.Fatalf("item 0: %v", res[0].Err)
+		}
+		if es := model.UserErrors(res[1].Err); len(es) != 1 || es[0].Code != model.CodeValidationFailed || res[1].Identity != nil {
+			t.Errorf("nil item: %v", res[1].Err)
+		}
+		if es := model.UserErrors(res[2].Err); len(es) != 1 || es[0].Code != model.CodeIdentifierTaken || es[0].Path != "/externalId" {
+			t.Errorf("duplicate external id: %v", res[2].Err)
+		}
+		got := res[0].Identity
+		read, err := svc.Get(ctx, got.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, read) {
+			t.Errorf("Import returned %+v, Get reads %+v", got, read)
+		}
+		if v := read.VerifiableAddresses; len(v) != 1 || !v[0].Verified || v[0].Status != model.VerificationCompleted || !v[0].VerifiedAt.Equal(at) {
+			t.Errorf("verifiable addresses %+v", v)
+		}
+		if r := read.RecoveryAddresses; len(r) != 2 {
+			t.Errorf("recovery addresses %+v, want the trait's and the one given", r)
+		}
+		if byExt, err := svc.GetByExternalID(ctx, "f-1", model.AllRelations); err != nil || !reflect.DeepEqual(byExt, read) {
+			t.Errorf("GetByExternalID: %+v, %v", byExt, err)
+		}
+		if _, err := svc.GetByExternalID(ctx, "F-1", 0); model.ErrorCodeOf(err) != model.CodeNotFound {
+			t.Errorf("GetByExternalID of another case: %v, want NOT_FOUND", err)
+		}
+		if _, err := svc.Authenticate(ctx, "f1@example.com", "123"); err != nil {
+			t.Errorf("sign in with the imported short password: %v", err)
+		}
+
+		// Create serves sign-up: the policy holds. AdminCreate skips it.
+		in := &model.CreateIdentityInput{Traits: model.JSON(`{"email":"self@example.com"}`),
+			Credentials: &model.CredentialsInput{Password: &model.PasswordCredentialInput{Password: str("short")}}}
+		if _, err := svc.Create(ctx, in); model.ErrorCodeOf(err) != model.CodePasswordPolicy {
+			t.Errorf("Create with a short password: %v, want PASSWORD_POLICY", err)
+		}
+		if _, err := svc.AdminCreate(ctx, in); err != nil {
+			t.Errorf("AdminCreate with a short password: %v", err)
+		}
+
+		// Traits left out are {}: the default schema wants an email.
+		if _, err := svc.AdminCreate(ctx, &model.CreateIdentityInput{}); model.ErrorCodeOf(err) != model.CodeValidationFailed {
+			t.Errorf("no traits: %v, want VALIDATION_FAILED", err)
+		}
+		updated, err := svc.Update(ctx, got.ID, &model.UpdateIdentityInput{Traits: got.Traits, ExternalID: str("f-2"),
+			VerifiableAddresses: []*model.VerifiableAddressInput{{Value: "f1@example.com", Via: "email"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if read, err = svc.Get(ctx, got.ID); err != nil || !reflect.DeepEqual(updated, read) {
+			t.Errorf("Update returned %+v, Get reads %+v (%v)", updated, read, err)
+		}
+		if *read.ExternalID != "f-2" || read.VerifiableAddresses[0].Verified || len(read.RecoveryAddresses) != 2 {
+			t.Errorf("after update: %+v", read)
+		}
+	})
+}
