@@ -2,10 +2,13 @@ package schemas
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/identityd/identityd/model"
 )
 
 func TestNormalizeIdentifier(t *testing.T) {
@@ -192,6 +195,79 @@ func TestLegacyIdentifier(t *testing.T) {
 	for _, tt := range tests {
 		if got := LegacyIdentifier(tt.identifier); got != tt.want {
 			t.Errorf("LegacyIdentifier(%q) = %q, want %q", tt.identifier, got, tt.want)
+		}
+	}
+}
+
+// TestNoValidate: a trait whose format is "no-validate" (or Kratos's
+// "noformat") takes any value that can be stored and seen as its address,
+// normalised for its channel all the same; a trait without stays checked.
+func TestNoValidate(t *testing.T) {
+	s := schemaAt(t, "file://testdata/novalidate.schema.json")
+	tests := []struct {
+		traits string
+		want   []string // violations as "path: message", or nil
+	}{
+		{`{"email":"Legacy User","phone":"ext. 12"}`, nil},
+		{`{"email":"Foo@Bar.COM","phone":"+1 415 555 2671"}`, nil},
+		{`{"email":"a\u200bb"}`, []string{"/traits/email: must not contain invisible characters (U+200B at character 2)"}},
+		{`{"phone":"tab\there"}`, []string{"/traits/phone: must not contain control characters (U+0009 at character 4)"}},
+		{`{"checked":"ext. 12"}`, []string{"/traits/checked: 'ext. 12' is not valid tel: a phone number must start with + and the country code"}},
+	}
+	for _, tc := range tests {
+		err := s.Validate(json.RawMessage(tc.traits))
+		var got []string
+		for _, e := range model.UserErrors(err) {
+			got = append(got, e.Path+": "+e.Message)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.traits, got, tc.want)
+		}
+	}
+	facts, err := s.Facts(json.RawMessage(`{"email":"Legacy User","phone":"+1 415 555 2671"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range facts.VerifiableAddresses {
+		got = append(got, "verifiable "+a.Via+":"+a.Value)
+	}
+	for _, a := range facts.RecoveryAddresses {
+		got = append(got, "recovery "+a.Via+":"+a.Value)
+	}
+	for _, id := range facts.Identifiers {
+		got = append(got, id.CredentialType+" "+id.Value)
+	}
+	want := []string{"verifiable email:legacy user", "verifiable sms:+14155552671", "recovery email:legacy user", "password legacy user", "code +14155552671"}
+	if !slices.Equal(got, want) {
+		t.Errorf("facts %q, want %q", got, want)
+	}
+}
+
+func TestNormalizeAddress(t *testing.T) {
+	tests := []struct {
+		value, via string
+		want       string // "value valid", or "error: message"
+	}{
+		{" Ada@Example.COM ", "email", "ada@example.com true"},
+		{"+1 (415) 555-2671", "sms", "+14155552671 true"},
+		{"Legacy User", "email", "legacy user false"},
+		{"ext. 12", "sms", "ext. 12 false"},
+		{"ada@example.com", "sms", "ada@example.com false"},
+		{"+14155552671", "email", "+14155552671 false"},
+		{"a@b@c", "email", "a@b@c false"},
+		{"  ", "email", "error: must not be empty"},
+		{"a\x00b@example.com", "email", "error: must not contain control characters (U+0000 at character 2)"},
+		{"ada@example.com", "fax", `error: must be "email" or "sms" (got "fax")`},
+	}
+	for _, tc := range tests {
+		out, valid, err := NormalizeAddress(tc.value, tc.via)
+		got := fmt.Sprintf("%s %v", out, valid)
+		if err != nil {
+			got = "error: " + err.Error()
+		}
+		if got != tc.want {
+			t.Errorf("NormalizeAddress(%q, %q) = %s, want %s", tc.value, tc.via, got, tc.want)
 		}
 	}
 }
