@@ -13,7 +13,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -36,10 +38,10 @@ import (
 	"github.com/identityd/identityd/graph"
 	"github.com/identityd/identityd/internal/code"
 	"github.com/identityd/identityd/internal/courier"
+	"github.com/identityd/identityd/internal/identity"
 	"github.com/identityd/identityd/internal/mfa"
 	"github.com/identityd/identityd/internal/oidc"
 	"github.com/identityd/identityd/internal/passkey"
-	"github.com/identityd/identityd/internal/identity"
 	"github.com/identityd/identityd/internal/password"
 	"github.com/identityd/identityd/internal/playground"
 	"github.com/identityd/identityd/internal/session"
@@ -338,7 +340,12 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 			LookupEnabled: methods.LookupSecret.Enabled, Secrets: secondFactors,
 		},
 	}, now, rand.Reader)
-	passkeys, err := passkey.New(store, identities, sessions, cfg.passkeyConfig(), now, rand.Reader)
+	passkeyCfg := cfg.passkeyConfig()
+	// Stand-in credential ids for unknown identifiers must be the same on
+	// every server and across restarts, or comparing answers would tell
+	// them from real ones: keyed by the first secrets.default.
+	passkeyCfg.Secret = deriveKey(secrets[0], "identityd passkey stand-in credential ids")
+	passkeys, err := passkey.New(store, identities, sessions, passkeyCfg, now, rand.Reader)
 	if err != nil {
 		_ = store.Close()
 		return nil, err
@@ -761,4 +768,12 @@ func newSecondFactorSecrets(cfg SecretsConfig, defaults []string) (*mfa.Secrets,
 		return nil, fmt.Errorf("config: secrets.default: %w", err)
 	}
 	return &mfa.Secrets{Cipher: cipher, Lookup: lookup}, nil
+}
+
+// deriveKey is a key for one purpose from a server secret (HMAC-SHA256 of
+// the purpose), so that no two uses share a key.
+func deriveKey(secret, purpose string) []byte {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
 }

@@ -28,7 +28,7 @@ type HandlerConfig struct {
 	// highest_available.
 	RequireAAL2 bool
 	Limits      Limits
-	Logger        *slog.Logger
+	Logger      *slog.Logger
 }
 
 // Limits bound the work one request can ask for (config graphql.limits.*;

@@ -50,8 +50,8 @@ const (
 	// CodeSessionAAL2Required refuses a session that has not used the
 	// identity's second factor yet (session.whoami.required_aal).
 	CodeSessionAAL2Required ErrorCode = "SESSION_AAL2_REQUIRED"
-	CodeUnavailable     ErrorCode = "UNAVAILABLE"
-	CodeInternal        ErrorCode = "INTERNAL_SERVER_ERROR"
+	CodeUnavailable         ErrorCode = "UNAVAILABLE"
+	CodeInternal            ErrorCode = "INTERNAL_SERVER_ERROR"
 )
 
 // Error is the application's one error type. Code and Message are safe to show

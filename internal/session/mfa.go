@@ -60,7 +60,7 @@ func (s *Service) canManage(sess *model.Session, path string) error {
 	}
 	if !s.privileged(sess) {
 		return &model.Error{Code: model.CodeReauthenticationRequired, Path: path,
-			Message: fmt.Sprintf("second factors can be changed only within %s of signing in: sign in again, then retry", s.cfg.PrivilegedFor)}
+			Message: fmt.Sprintf("how this account signs in can be changed only within %s of signing in: sign in again, then retry", s.cfg.PrivilegedFor)}
 	}
 	return nil
 }

@@ -126,6 +126,9 @@ func (s *Service) Register(ctx context.Context, in *model.RegisterInput, c Clien
 // Issue signs ident in by method (a first factor: AAL1) and returns the new
 // session: for the other sign-in methods (passkeys, OpenID Connect).
 func (s *Service) Issue(ctx context.Context, ident *model.Identity, method model.CredentialType, c Client) (*Issued, error) {
+	if err := s.requireVerifiedAddress(ctx, ident.ID); err != nil {
+		return nil, err
+	}
 	issued, row, err := s.newSession(ident.ID, c, method)
 	if err != nil {
 		return nil, err
@@ -145,7 +148,9 @@ func (s *Service) Privileged(sess *model.Session) bool { return s.privileged(ses
 // AAL2 session when the identity has a second factor (top-level
 // SESSION_AAL2_REQUIRED), signed in recently (REAUTHENTICATION_REQUIRED at
 // path).
-func (s *Service) RequireManage(sess *model.Session, path string) error { return s.canManage(sess, path) }
+func (s *Service) RequireManage(sess *model.Session, path string) error {
+	return s.canManage(sess, path)
+}
 
 // Login checks an identifier and password and issues a session. The
 // attempt is charged to the throttle before the password is compared, and
@@ -163,19 +168,31 @@ func (s *Service) Login(ctx context.Context, in *model.LoginInput, c Client) (*I
 	if err != nil {
 		return nil, err
 	}
-	if s.cfg.RequireVerifiedAddress {
-		// Told only after the password matched, like ACCOUNT_DISABLED:
-		// a guess learns nothing from it.
-		ok, err := s.store.HasVerifiedAddress(ctx, ident.ID)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, &model.Error{Code: model.CodeAddressNotVerified,
-				Message: "verify an address of this account first: use the code sent to it, or ask for a new one with requestVerificationCode"}
-		}
+	// Told only after the password matched, like ACCOUNT_DISABLED: a guess
+	// learns nothing from it.
+	if err := s.requireVerifiedAddress(ctx, ident.ID); err != nil {
+		return nil, err
 	}
 	return s.issue(ctx, ident, c)
+}
+
+// requireVerifiedAddress refuses (ADDRESS_NOT_VERIFIED) to sign in an
+// identity none of whose addresses is verified, when
+// selfservice.flows.login.require_verified_address is on. Callers ask only
+// after the credential matched.
+func (s *Service) requireVerifiedAddress(ctx context.Context, identityID uuid.UUID) error {
+	if !s.cfg.RequireVerifiedAddress {
+		return nil
+	}
+	ok, err := s.store.HasVerifiedAddress(ctx, identityID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &model.Error{Code: model.CodeAddressNotVerified,
+			Message: "verify an address of this account first: use the code sent to it, or ask for a new one with requestVerificationCode"}
+	}
+	return nil
 }
 
 // settleOrLog hands a reserved attempt back. Failing to only leaves a count
