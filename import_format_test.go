@@ -276,6 +276,12 @@ func TestImportFormatExternalID(t *testing.T) {
 				p := fmtCreate(t, s, map[string]any{"traits": email("v@example.com"), "externalId": x})
 				wantErrors(t, "external id "+x[:3], p.UserErrors, "VALIDATION_FAILED /externalId")
 			}
+			p := fmtCreate(t, s, map[string]any{"traits": email("not an email"), "externalId": "\x7f",
+				"verifiableAddresses": []any{map[string]any{"value": "x@example.com", "via": "pigeon"}}})
+			wantErrors(t, "a bad external id and bad traits", p.UserErrors, "VALIDATION_FAILED /externalId", "VALIDATION_FAILED /traits/email")
+			p = fmtCreate(t, s, map[string]any{"traits": email("ok@example.com"), "externalId": "\x7f",
+				"verifiableAddresses": []any{map[string]any{"value": "x@example.com", "via": "pigeon"}}})
+			wantErrors(t, "a bad external id and a bad address", p.UserErrors, "VALIDATION_FAILED /externalId", "VALIDATION_FAILED /verifiableAddresses/0/via")
 			if p := fmtCreate(t, s, map[string]any{"traits": email("v@example.com"), "externalId": strings.Repeat("é", 127)}); p.Identity == nil {
 				t.Errorf("254 bytes: %v", errorsAt(p.UserErrors))
 			}

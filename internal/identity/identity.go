@@ -168,11 +168,19 @@ func (s *Service) prepare(ctx context.Context, ident *model.Identity, o writeOpt
 		return nil, err
 	}
 	ident.SchemaID = schema.ID
+	// Every problem with the input at once: the external id's, the
+	// traits', then (the traits being valid, so their addresses known) the
+	// addresses'.
+	var errs model.Errors
 	if ident.ExternalID, err = externalID(o.externalID, o.externalIDPath); err != nil {
-		return nil, err
+		errs = append(errs, model.UserErrors(err)...)
 	}
 	if err := schema.Validate(json.RawMessage(ident.Traits)); err != nil {
-		return nil, err
+		bad := model.UserErrors(err)
+		if len(bad) == 0 {
+			return nil, err
+		}
+		return nil, append(errs, bad...)
 	}
 	facts, err := schema.Facts(json.RawMessage(ident.Traits))
 	if err != nil {
@@ -193,7 +201,10 @@ func (s *Service) prepare(ctx context.Context, ident *model.Identity, o writeOpt
 		w.RecoveryAddresses = append(w.RecoveryAddresses, db.Address{Via: a.Via, Value: a.Value, Path: a.Path})
 	}
 	if err := applyAddresses(w, o.verifiable, o.recovery, ident.UpdatedAt); err != nil {
-		return nil, err
+		errs = append(errs, model.UserErrors(err)...)
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	creds := o.creds
 	if creds == nil {
