@@ -60,7 +60,9 @@ var errRequestErrors = errors.New("some requests failed (see the errors column)"
 
 // allScenarios is every scenario, in the order they run and are reported:
 // reads first, so that they see exactly the seeded set, then the writes.
-var allScenarios = []string{"whoami", "login", "flood", "get", "list", "listdeep", "requestverification", "requestrecovery", "create", "import"}
+// whoamiaal2 is whoami with sessions lifted to AAL2 on identities that have
+// a second factor (lookup secrets), next to whoami for comparison.
+var allScenarios = []string{"whoami", "whoamiaal2", "login", "flood", "get", "list", "listdeep", "requestverification", "requestrecovery", "create", "import"}
 
 // options is the parsed command line.
 type options struct {

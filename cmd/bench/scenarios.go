@@ -42,6 +42,8 @@ const (
 	qRequestVerification = `mutation($in: RequestCodeInput!) { requestVerificationCode(input: $in) { userErrors { code message } } }`
 	qRequestRecovery     = `mutation($in: RequestCodeInput!) { requestRecoveryCode(input: $in) { userErrors { code message } } }`
 	qImportLn            = `mutation($in: [CreateIdentityInput!]!) { importIdentities(input: $in) { results { index userErrors { code message path } } } }`
+	qLookupSecrets       = `mutation { generateLookupSecrets { codes userErrors { code message } } }`
+	qWhoamiAAL           = `{ whoami { aal identity { availableAal } } }`
 )
 
 var (
@@ -72,6 +74,11 @@ type runner struct {
 	// their SHA-256, as stored.
 	sessions    []http.Header
 	tokenHashes [][]byte
+	// sessionSeeds are the seed indexes of the identities of sessions.
+	sessionSeeds []int
+	// aal2Sessions are Authorization headers of sessions at AAL2, of
+	// identities with a second factor and none of sessions' identities.
+	aal2Sessions []http.Header
 	// flooding is set while the flood scenario's logins run (see quiet).
 	flooding bool
 }
@@ -152,6 +159,14 @@ func runDatabase(ctx context.Context, o *options, kind, bin string, log io.Write
 		}
 		dr.seedNote += fmt.Sprintf("; %d sessions opened by login in %.1f s", len(r.sessions), time.Since(t0).Seconds())
 	}
+	if o.has("whoamiaal2") {
+		t0 = time.Now()
+		if err := r.openAAL2Sessions(ctx); err != nil {
+			return dr, fmt.Errorf("open AAL2 sessions: %w", err)
+		}
+		dr.seedNote += fmt.Sprintf("; %d more sessions, of other identities, opened by login and lifted to AAL2 by generateLookupSecrets (the identity's second factor from then on) in %.1f s",
+			len(r.aal2Sessions), time.Since(t0).Seconds())
+	}
 
 	if kind == "postgres" && r.floorDSN != "" {
 		note, err := r.analyzePostgres(ctx)
@@ -218,7 +233,7 @@ func runDatabase(ctx context.Context, o *options, kind, bin string, log io.Write
 				if f := floors["hash"][0]; f != nil {
 					m.Floor, m.FloorName = f.Rate, "hash"
 				}
-			case "whoami", "flood", "get", "list", "listdeep":
+			case "whoami", "whoamiaal2", "flood", "get", "list", "listdeep":
 				if f := floors["read"][c]; f != nil {
 					m.Floor, m.FloorName = f.Rate, "read"
 				}
@@ -249,7 +264,7 @@ func runDatabase(ctx context.Context, o *options, kind, bin string, log io.Write
 // readScenarios are the chosen scenarios compared with the read floor.
 func (r *runner) readScenarios() []string {
 	var out []string
-	for _, s := range []string{"whoami", "flood", "get", "list", "listdeep"} {
+	for _, s := range []string{"whoami", "whoamiaal2", "flood", "get", "list", "listdeep"} {
 		if r.o.has(s) {
 			out = append(out, s)
 		}
@@ -328,27 +343,100 @@ func (r *runner) openSessions(ctx context.Context) error {
 	n := min(r.o.sessions, len(r.ids))
 	r.sessions = make([]http.Header, n)
 	r.tokenHashes = make([][]byte, n)
+	r.sessionSeeds = make([]int, n)
 	logf(r.log, "%s: opening %d sessions", r.kind, n)
 	return parallel(ctx, n, 2*r.o.hashSlots, func(k int) error {
 		i := k * len(r.ids) / n
-		var out struct {
-			Login struct {
-				SessionToken string
-				UserErrors   []json.RawMessage
-			}
-		}
-		in := map[string]any{"identifier": r.email(i), "password": benchPassword}
-		if err := r.c.call(qLogin, map[string]any{"in": in}, nil, &out); err != nil {
+		token, err := r.login(i)
+		if err != nil {
 			return err
 		}
-		if out.Login.SessionToken == "" {
-			return fmt.Errorf("login %s: no token: %s", r.email(i), out.Login.UserErrors)
-		}
-		r.sessions[k] = bearer(out.Login.SessionToken)
-		sum := sha256.Sum256([]byte(out.Login.SessionToken))
+		r.sessions[k] = bearer(token)
+		sum := sha256.Sum256([]byte(token))
 		r.tokenHashes[k] = sum[:]
+		r.sessionSeeds[k] = i
 		return nil
 	})
+}
+
+// openAAL2Sessions logs in up to -sessions seeded identities that no
+// session of openSessions belongs to, spread over the rest of the set, and
+// calls generateLookupSecrets with each new session: the identity gets a
+// second factor and the session, which made it, is lifted to AAL2. Each
+// session is then checked to be AAL2 of an identity whose available level
+// is AAL2, so that whoamiaal2 measures what it says. The identities stay
+// apart from whoami's so that whoami keeps measuring identities without a
+// second factor (whose AAL1 sessions would otherwise be refused).
+func (r *runner) openAAL2Sessions(ctx context.Context) error {
+	used := make(map[int]bool, len(r.sessionSeeds))
+	for _, i := range r.sessionSeeds {
+		used[i] = true
+	}
+	var free []int
+	for i := range r.ids {
+		if !used[i] {
+			free = append(free, i)
+		}
+	}
+	n := min(r.o.sessions, len(free))
+	if n == 0 {
+		return fmt.Errorf("every one of the %d seeded identities has a whoami session: raise -identities", len(r.ids))
+	}
+	r.aal2Sessions = make([]http.Header, n)
+	logf(r.log, "%s: opening %d AAL2 sessions (login, then generateLookupSecrets)", r.kind, n)
+	return parallel(ctx, n, 2*r.o.hashSlots, func(k int) error {
+		i := free[k*len(free)/n]
+		token, err := r.login(i)
+		if err != nil {
+			return err
+		}
+		h := bearer(token)
+		var gen struct {
+			GenerateLookupSecrets struct {
+				Codes      []string
+				UserErrors []json.RawMessage
+			}
+		}
+		if err := r.c.call(qLookupSecrets, nil, h, &gen); err != nil {
+			return fmt.Errorf("generateLookupSecrets for %s: %w", r.email(i), err)
+		}
+		if g := gen.GenerateLookupSecrets; len(g.UserErrors) > 0 || len(g.Codes) == 0 {
+			return fmt.Errorf("generateLookupSecrets for %s: %d codes, userErrors %s", r.email(i), len(g.Codes), g.UserErrors)
+		}
+		var who struct {
+			Whoami struct {
+				AAL      string
+				Identity struct{ AvailableAAL string }
+			}
+		}
+		if err := r.c.call(qWhoamiAAL, nil, h, &who); err != nil {
+			return fmt.Errorf("whoami of %s after generateLookupSecrets: %w", r.email(i), err)
+		}
+		if w := who.Whoami; w.AAL != "AAL2" || w.Identity.AvailableAAL != "AAL2" {
+			return fmt.Errorf("whoami of %s after generateLookupSecrets: aal %q, availableAal %q, want AAL2 and AAL2", r.email(i), w.AAL, w.Identity.AvailableAAL)
+		}
+		r.aal2Sessions[k] = h
+		return nil
+	})
+}
+
+// login signs in seeded identity i with its password and returns the
+// session token.
+func (r *runner) login(i int) (string, error) {
+	var out struct {
+		Login struct {
+			SessionToken string
+			UserErrors   []json.RawMessage
+		}
+	}
+	in := map[string]any{"identifier": r.email(i), "password": benchPassword}
+	if err := r.c.call(qLogin, map[string]any{"in": in}, nil, &out); err != nil {
+		return "", err
+	}
+	if out.Login.SessionToken == "" {
+		return "", fmt.Errorf("login %s: no token: %s", r.email(i), out.Login.UserErrors)
+	}
+	return out.Login.SessionToken, nil
 }
 
 // parallel runs fn(0…n-1) with at most conc at once and returns the first
@@ -391,6 +479,14 @@ func (r *runner) scenario(ctx context.Context, s string, c int) (*measurement, e
 		body := mustBody(qWhoami, nil)
 		return r.load(ctx, s, c, func(w *worker) ([]byte, http.Header) {
 			return body, r.sessions[mrand.IntN(len(r.sessions))]
+		}, expectWhoami)
+	case "whoamiaal2":
+		// The same request; an AAL1 session of these identities would be
+		// refused with SESSION_AAL2_REQUIRED (data null), which the expect
+		// string counts as a GraphQL error.
+		body := mustBody(qWhoami, nil)
+		return r.load(ctx, s, c, func(w *worker) ([]byte, http.Header) {
+			return body, r.aal2Sessions[mrand.IntN(len(r.aal2Sessions))]
 		}, expectWhoami)
 	case "login":
 		return r.load(ctx, s, c, r.loginRequests(), expectLogin)
