@@ -1297,6 +1297,9 @@ func adminOperations() []adminOperation {
 		{"Mutation.createRecoveryCode", `mutation($id: UUID!) { createRecoveryCode(identityId: $id) { expiresAt userErrors { message } } }`, idVars, true},
 		// The identity has no TOTP app: the admin's call answers NOT_FOUND.
 		{"Mutation.deleteIdentityCredential", `mutation($id: UUID!) { deleteIdentityCredential(identityId: $id, type: TOTP) { identity { id } userErrors { code } } }`, idVars, false},
+		{"Query.events", `{ events(first: 5) { edges { node { id type actor { kind } } } pageInfo { hasNextPage } } }`, none, false},
+		{"Query.webhookDeliveries", `{ webhookDeliveries(first: 5) { edges { node { id status } } } }`, none, false},
+		{"Mutation.retryWebhookDelivery", `mutation($id: UUID!) { retryWebhookDelivery(id: $id) { userErrors { code } } }`, randomID, false},
 		{"Mutation.deleteIdentity", `mutation($id: UUID!) { deleteIdentity(id: $id) { deletedId userErrors { code } } }`, idVars, true},
 	}
 }

@@ -49,6 +49,10 @@ type Config struct {
 	Courier CourierConfig `yaml:"courier"`
 	// Secrets are the server's keys, under Kratos's key names.
 	Secrets SecretsConfig `yaml:"secrets"`
+	// Events is the audit trail of every change.
+	Events EventsConfig `yaml:"events"`
+	// Webhooks receive events as they happen.
+	Webhooks []WebhookConfig `yaml:"webhooks"`
 
 	// now, when set, is the services' clock (tests move it forward); no
 	// key sets it.
@@ -57,6 +61,25 @@ type Config struct {
 	// session.ResolveCodeRequests instead of the background loop (tests
 	// that count a request's queries); no key sets it.
 	manualCodeRequests bool
+}
+
+// EventsConfig is the audit trail.
+type EventsConfig struct {
+	// Retention is how long events are kept; older ones are deleted in
+	// small batches by a background job.
+	Retention Duration `yaml:"retention"`
+}
+
+// WebhookConfig is one receiver of events, delivered as the Standard
+// Webhooks spec says.
+type WebhookConfig struct {
+	URL string `yaml:"url"`
+	// Events are the event types it receives; "*" matches any run of
+	// characters ("identity.*", "*").
+	Events []string `yaml:"events"`
+	// Secret signs the deliveries: "whsec_" and base64 of 24 to 64 random
+	// bytes, as Standard Webhooks libraries make and read them.
+	Secret string `yaml:"secret"`
 }
 
 // SecretsConfig is the server's secrets.
@@ -529,6 +552,7 @@ func defaultConfig() Config {
 			MaxConcurrent: runtime.NumCPU(),
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
+		Events: EventsConfig{Retention: Duration(90 * 24 * time.Hour)},
 		Courier: CourierConfig{
 			MessageRetries: 5,
 			Worker:         CourierWorkerConfig{Enabled: true, PullCount: 100, PullWait: Duration(time.Second), RetryBackoff: Duration(30 * time.Second)},

@@ -57,6 +57,9 @@ type DB struct {
 	activeSessionStmt atomic.Pointer[sql.Stmt]
 	// stmts are the prepared statements of the identity reads (stmt.go).
 	stmts statements
+	// webhooks are the configured webhooks events are queued for
+	// (events.go).
+	webhooks webhookTargets
 }
 
 // ParseDSN checks a dsn and tells its engine: sqlite://FILE, sqlite://:memory:,

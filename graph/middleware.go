@@ -113,6 +113,7 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 			})
 		case presented && a.isAdminKey(token):
 			caller = model.NewCaller(true, true, nil)
+			caller.AdminKeyID = AdminKeyID(token)
 		case presented:
 			ctx := r.Context()
 			caller = model.NewCaller(false, true, func() (*model.Session, error) { return a.sessions(ctx, token) })
@@ -127,8 +128,16 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 		x := &httpExchange{w: w, r: r, cookies: a.cookies, clientIP: ip, userAgent: r.UserAgent(),
 			https: r.TLS != nil || (viaProxy && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"))}
 		ctx := context.WithValue(model.NewContextWithCaller(r.Context(), caller), httpKey{}, x)
+		ctx = model.WithClient(ctx, ip, r.UserAgent())
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// AdminKeyID names an admin key without revealing it, for the audit trail:
+// the first 12 hex digits of its SHA-256.
+func AdminKeyID(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:6])
 }
 
 // ClientAddr is the client's IP address. The peer's address, unless the

@@ -20,6 +20,8 @@ type Caller struct {
 	// CSRFValid is true when the request carried the session's anti-CSRF
 	// token in its X-CSRF-Token header.
 	CSRFValid bool
+	// AdminKeyID names the admin key (a non-secret id) when Admin.
+	AdminKeyID string
 
 	once    sync.Once
 	load    func() (*Session, error)

@@ -116,7 +116,12 @@ type CreateIdentityInput struct {
 type CredentialsInput struct {
 	// A password. The schema must mark at least one trait as a password identifier, or VALIDATION_FAILED.
 	Password *PasswordCredentialInput `json:"password,omitempty"`
-	// OpenID Connect links; replaces every existing link.
+	// OpenID Connect links. On create, the identity's providers. On
+	// updateIdentity, merged into those it has, as Kratos does: new ones are
+	// added, one it has keeps its place and takes the organization given, none
+	// is removed (`unlinkOidcProvider` removes one). A provider and subject
+	// another identity holds is IDENTIFIER_TAKEN at
+	// `/credentials/oidc/providers/N`.
 	Oidc *OIDCCredentialInput `json:"oidc,omitempty"`
 	// An authenticator app key (a second factor), stored encrypted; replaces an existing one.
 	Totp *TotpCredentialInput `json:"totp,omitempty"`
@@ -130,6 +135,34 @@ type DeleteIdentityPayload struct {
 	DeletedID *uuid.UUID `json:"deletedId,omitempty"`
 	// Why nothing was deleted; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
+}
+
+// A page of events, newest first (Relay connection).
+type EventConnection struct {
+	// The events of this page.
+	Edges []*EventEdge `json:"edges"`
+	// Where the page is in the whole listing.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// One event of a page, with its cursor.
+type EventEdge struct {
+	// Opaque; pass it as `after` to continue with older events.
+	Cursor string `json:"cursor"`
+	// The event.
+	Node *Event `json:"node"`
+}
+
+// Narrows `events` and `identityEvents`; every field given must match.
+type EventFilter struct {
+	// Only this identity's events.
+	IdentityID *uuid.UUID `json:"identityId,omitempty"`
+	// Only these types; `*` matches any run of characters (`identity.*`).
+	Types []string `json:"types,omitempty"`
+	// Only events at or after this time.
+	Since *time.Time `json:"since,omitempty"`
+	// Only events before this time.
+	Until *time.Time `json:"until,omitempty"`
 }
 
 // Finish signing in with a passkey.
@@ -304,7 +337,7 @@ type Mutation struct {
 
 // An identity's links to OpenID Connect providers.
 type OIDCCredentialInput struct {
-	// Every link the identity has after the write; an empty list removes them all.
+	// The links to set: on create all of them; on updateIdentity merged into the existing ones (an empty list changes nothing).
 	Providers []*OIDCProviderInput `json:"providers"`
 }
 
@@ -379,15 +412,31 @@ type PasskeyChallengePayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
-// Exactly one of `password` (hashed with argon2id) and `hashedPassword` (bcrypt, argon2id, argon2i, pbkdf2 or scrypt, kept as is); both or neither is VALIDATION_FAILED.
+// Exactly one of `password` (hashed with argon2id) and `hashedPassword` (a hash in any format listed under `hashedPassword`, kept as is); both or neither is VALIDATION_FAILED.
 type PasswordCredentialInput struct {
-	// A plaintext password; it must pass the password policy (see `RegisterInput.password`), or PASSWORD_POLICY.
+	// A plaintext password. From an admin (createIdentity, updateIdentity,
+	// importIdentities, inviteIdentity) it is hashed without the password
+	// policy, as Kratos does (admins import the passwords that exist); it must
+	// not be empty and is at most 256 bytes (VALIDATION_FAILED). Self-service
+	// (register, changeMyPassword, recoverAccount) keeps the policy.
 	Password *string `json:"password,omitempty"`
 	// A hash to import unchanged, recognised by its prefix as Kratos imports
-	// them: `$2a$`/`$2b$`/`$2y$` (bcrypt), `$argon2id$`, `$argon2i$`, `$pbkdf2-…`,
-	// `$scrypt$`; anything else, or costs beyond the server's bounds, is
-	// VALIDATION_FAILED. It is replaced by an argon2id hash with the server's
-	// parameters at the next successful login.
+	// them: bcrypt (`$2a$`, `$2b$`, `$2y$`); argon2 (`$argon2id$`, `$argon2i$`);
+	// pbkdf2 (`$pbkdf2-sha1$`, `-sha224$`, `-sha256$`, `-sha384$`, `-sha512$`;
+	// `l=` is ignored and the hash's own length used, as Kratos does); scrypt
+	// (`$scrypt$ln=<N>,r=,p=$salt$hash`); Firebase scrypt
+	// (`$firescrypt$ln=<mem_cost>,r=<rounds>,p=$salt$hash$salt separator$signer key`);
+	// md5-crypt, sha256-crypt and sha512-crypt (`$1$`, `$5$`, `$6$`, or Kratos's
+	// `$md5-crypt$`, `$sha256-crypt$`, `$sha512-crypt$`); salted SHA (`$sha1$`,
+	// `$sha256$`, `$sha512$` with `pf=<base64 pattern such as {SALT}{PASSWORD}>$<base64 salt>$<base64 digest>`);
+	// LDAP SSHA (`{SSHA}`, `{SSHA256}`, `{SSHA512}`); MD5 (`$md5$<digest>` or
+	// with `pf=`); and HMAC (`$hmac-md4$` … `$hmac-sha512$`,
+	// `$<base64 of the hex HMAC>$<base64 key>`). Any other format, a malformed
+	// hash, or costs beyond the server's bounds (for example sha-crypt above
+	// 1,000,000 rounds, bcrypt above cost 16, about 1 GiB of memory for scrypt
+	// and argon2) is VALIDATION_FAILED, with a message naming what is wrong. It
+	// is replaced by an argon2id hash with the server's parameters at the next
+	// successful login.
 	HashedPassword *string `json:"hashedPassword,omitempty"`
 }
 
@@ -531,6 +580,12 @@ type SessionPayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// Live feeds, over WebSocket (the graphql-transport-ws protocol) at `/graphql`
+// or Server-Sent Events (GraphQL over SSE: POST with `Accept:
+// text/event-stream`).
+type Subscription struct {
+}
+
 // An authenticator app (TOTP) key to import: exactly one of the two.
 type TotpCredentialInput struct {
 	// The key as an `otpauth://totp/…` URL (what Kratos stores as `totp_url`): SHA1/SHA256/SHA512, 6 or 8 digits, a period of 15–120 s.
@@ -566,7 +621,7 @@ type UpdateIdentityInput struct {
 	Traits JSON `json:"traits"`
 	// The external id; unchanged when absent, cleared by an empty string.
 	ExternalID *string `json:"externalId,omitempty"`
-	// Verification states to set on its verifiable addresses (see `CreateIdentityInput.verifiableAddresses`).
+	// Verification states to set on its verifiable addresses (see `CreateIdentityInput.verifiableAddresses`); while the traits stay the same, addresses given before beyond the traits are kept.
 	VerifiableAddresses []*VerifiableAddressInput `json:"verifiableAddresses,omitempty"`
 	// Recovery addresses beyond those the schema yields (see `CreateIdentityInput.recoveryAddresses`).
 	RecoveryAddresses []*RecoveryAddressInput `json:"recoveryAddresses,omitempty"`
@@ -644,6 +699,40 @@ type VerifyAddressPayload struct {
 	// The address, now verified; null when `userErrors` is not empty.
 	Address *VerifiableAddress `json:"address,omitempty"`
 	// Why nothing was verified; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+// A page of webhook deliveries, newest first (Relay connection).
+type WebhookDeliveryConnection struct {
+	// The deliveries of this page.
+	Edges []*WebhookDeliveryEdge `json:"edges"`
+	// Where the page is in the whole listing.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// One delivery of a page, with its cursor.
+type WebhookDeliveryEdge struct {
+	// Opaque; pass it as `after` to continue with older deliveries.
+	Cursor string `json:"cursor"`
+	// The delivery.
+	Node *WebhookDelivery `json:"node"`
+}
+
+// Narrows `webhookDeliveries`; every field given must match.
+type WebhookDeliveryFilter struct {
+	// Only deliveries in this state.
+	Status *WebhookDeliveryStatus `json:"status,omitempty"`
+	// Only deliveries of this event.
+	EventID *uuid.UUID `json:"eventId,omitempty"`
+	// Only deliveries to this URL (exact).
+	URL *string `json:"url,omitempty"`
+}
+
+// The answer of `retryWebhookDelivery`.
+type WebhookDeliveryPayload struct {
+	// The delivery, queued again; null when `userErrors` is not empty.
+	Delivery *WebhookDelivery `json:"delivery,omitempty"`
+	// Why nothing changed; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
@@ -967,6 +1056,67 @@ func (e CredentialType) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// Kinds of actor.
+type EventActorKind string
+
+const (
+	// An admin API key.
+	EventActorKindAdmin EventActorKind = "ADMIN"
+	// The identity itself.
+	EventActorKindIdentity EventActorKind = "IDENTITY"
+	// The server on its own (a job, a background step).
+	EventActorKindSystem EventActorKind = "SYSTEM"
+)
+
+var AllEventActorKind = []EventActorKind{
+	EventActorKindAdmin,
+	EventActorKindIdentity,
+	EventActorKindSystem,
+}
+
+func (e EventActorKind) IsValid() bool {
+	switch e {
+	case EventActorKindAdmin, EventActorKindIdentity, EventActorKindSystem:
+		return true
+	}
+	return false
+}
+
+func (e EventActorKind) String() string {
+	return string(e)
+}
+
+func (e *EventActorKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = EventActorKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid EventActorKind", str)
+	}
+	return nil
+}
+
+func (e EventActorKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *EventActorKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e EventActorKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 // An identity's lifecycle state.
 type IdentityState string
 
@@ -1022,6 +1172,70 @@ func (e *IdentityState) UnmarshalJSON(b []byte) error {
 }
 
 func (e IdentityState) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Where a webhook delivery is.
+type WebhookDeliveryStatus string
+
+const (
+	// Waiting to be sent, or to be tried again.
+	WebhookDeliveryStatusQueued WebhookDeliveryStatus = "QUEUED"
+	// A worker is sending it.
+	WebhookDeliveryStatusProcessing WebhookDeliveryStatus = "PROCESSING"
+	// The receiver answered 2xx.
+	WebhookDeliveryStatusDelivered WebhookDeliveryStatus = "DELIVERED"
+	// Failed every try; `retryWebhookDelivery` sends it again.
+	WebhookDeliveryStatusAbandoned WebhookDeliveryStatus = "ABANDONED"
+)
+
+var AllWebhookDeliveryStatus = []WebhookDeliveryStatus{
+	WebhookDeliveryStatusQueued,
+	WebhookDeliveryStatusProcessing,
+	WebhookDeliveryStatusDelivered,
+	WebhookDeliveryStatusAbandoned,
+}
+
+func (e WebhookDeliveryStatus) IsValid() bool {
+	switch e {
+	case WebhookDeliveryStatusQueued, WebhookDeliveryStatusProcessing, WebhookDeliveryStatusDelivered, WebhookDeliveryStatusAbandoned:
+		return true
+	}
+	return false
+}
+
+func (e WebhookDeliveryStatus) String() string {
+	return string(e)
+}
+
+func (e *WebhookDeliveryStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = WebhookDeliveryStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid WebhookDeliveryStatus", str)
+	}
+	return nil
+}
+
+func (e WebhookDeliveryStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *WebhookDeliveryStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e WebhookDeliveryStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
