@@ -38,6 +38,8 @@ import (
 	"github.com/identityd/identityd/graph"
 	"github.com/identityd/identityd/internal/code"
 	"github.com/identityd/identityd/internal/courier"
+	"github.com/identityd/identityd/internal/eventfeed"
+	"github.com/identityd/identityd/internal/events"
 	"github.com/identityd/identityd/internal/identity"
 	"github.com/identityd/identityd/internal/mfa"
 	"github.com/identityd/identityd/internal/oidc"
@@ -45,6 +47,7 @@ import (
 	"github.com/identityd/identityd/internal/password"
 	"github.com/identityd/identityd/internal/playground"
 	"github.com/identityd/identityd/internal/session"
+	"github.com/identityd/identityd/internal/webhook"
 	"github.com/identityd/identityd/internal/worker"
 	"github.com/identityd/identityd/schemas"
 )
@@ -356,7 +359,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	resolver := &graph.Resolver{Schemas: registry, IdentityService: identities, Sessions: sessions, Outbox: courier.NewOutbox(store),
-		Passkeys: passkeys, OIDC: social}
+		Passkeys: passkeys, OIDC: social,
+		Audit: events.New(store, time.Duration(cfg.Events.Retention), now), Webhooks: webhook.New(store), Feed: eventfeed.New(store)}
 	requireAAL2 := cfg.Session.Whoami.RequiredAAL == requiredAALHighest
 	l := cfg.GraphQL.Limits
 	gql := graph.NewHandler(resolver, graph.HandlerConfig{

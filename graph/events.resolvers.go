@@ -13,25 +13,49 @@ import (
 )
 
 func (r *mutationResolver) RetryWebhookDelivery(ctx context.Context, id uuid.UUID) (*model.WebhookDeliveryPayload, error) {
-	// Filled in by the webhook deliveries' change.
-	return &model.WebhookDeliveryPayload{UserErrors: []*model.UserError{{Code: string(model.CodeNotFound), Message: "no such delivery"}}}, nil
+	d, err := r.Webhooks.Retry(ctx, id)
+	errs, err := payloadErrors(err)
+	if err != nil {
+		return nil, err
+	}
+	return &model.WebhookDeliveryPayload{Delivery: d, UserErrors: errs}, nil
 }
 
 func (r *queryResolver) Events(ctx context.Context, first *int, after *string, filter *model.EventFilter) (*model.EventConnection, error) {
-	// Filled in by the events' change: nothing is recorded yet.
-	return &model.EventConnection{Edges: []*model.EventEdge{}, PageInfo: &model.PageInfo{}}, nil
+	page, err := r.Audit.List(ctx, first, after, filter)
+	if err != nil {
+		return nil, err
+	}
+	conn := &model.EventConnection{}
+	conn.Edges, conn.PageInfo, _, _ = connectionParts(page,
+		func(e *model.Event) uuid.UUID { return e.ID },
+		func(c string, e *model.Event) *model.EventEdge { return &model.EventEdge{Cursor: c, Node: e} })
+	return conn, nil
 }
 
 func (r *queryResolver) WebhookDeliveries(ctx context.Context, first *int, after *string, filter *model.WebhookDeliveryFilter) (*model.WebhookDeliveryConnection, error) {
-	return &model.WebhookDeliveryConnection{Edges: []*model.WebhookDeliveryEdge{}, PageInfo: &model.PageInfo{}}, nil
+	page, err := r.Webhooks.List(ctx, first, after, filter)
+	if err != nil {
+		return nil, err
+	}
+	conn := &model.WebhookDeliveryConnection{}
+	conn.Edges, conn.PageInfo, _, _ = connectionParts(page,
+		func(d *model.WebhookDelivery) uuid.UUID { return d.ID },
+		func(c string, d *model.WebhookDelivery) *model.WebhookDeliveryEdge {
+			return &model.WebhookDeliveryEdge{Cursor: c, Node: d}
+		})
+	return conn, nil
 }
 
 func (r *subscriptionResolver) IdentityEvents(ctx context.Context, filter *model.EventFilter) (<-chan *model.Event, error) {
-	return nil, model.Errorf(model.CodeUnavailable, "the live feed is not served yet")
+	return r.Feed.Subscribe(ctx, filter)
 }
 
 func (r *webhookDeliveryResolver) Event(ctx context.Context, obj *model.WebhookDelivery) (*model.Event, error) {
-	return nil, model.Errorf(model.CodeNotFound, "no such event")
+	if obj.Event != nil {
+		return obj.Event, nil
+	}
+	return r.Audit.Get(ctx, obj.EventID)
 }
 
 func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }

@@ -9,10 +9,13 @@ package graph
 
 import (
 	"github.com/identityd/identityd/internal/courier"
+	"github.com/identityd/identityd/internal/eventfeed"
+	"github.com/identityd/identityd/internal/events"
 	"github.com/identityd/identityd/internal/identity"
 	"github.com/identityd/identityd/internal/oidc"
 	"github.com/identityd/identityd/internal/passkey"
 	"github.com/identityd/identityd/internal/session"
+	"github.com/identityd/identityd/internal/webhook"
 	"github.com/identityd/identityd/schemas"
 )
 
@@ -28,4 +31,10 @@ type Resolver struct {
 	Passkeys *passkey.Service
 	// OIDC is social sign-in.
 	OIDC *oidc.Service
+	// Audit is the events of every change.
+	Audit *events.Service
+	// Webhooks is the deliveries of events to webhooks.
+	Webhooks *webhook.Service
+	// Feed is the live feed of events.
+	Feed *eventfeed.Broker
 }
