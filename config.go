@@ -24,6 +24,7 @@ import (
 	"github.com/identityd/identityd/graph"
 	"github.com/identityd/identityd/internal/code"
 	"github.com/identityd/identityd/internal/courier"
+	"github.com/identityd/identityd/internal/events"
 	"github.com/identityd/identityd/internal/mfa"
 	"github.com/identityd/identityd/internal/oidc"
 	"github.com/identityd/identityd/internal/passkey"
@@ -551,7 +552,7 @@ func defaultConfig() Config {
 			Argon2:        Argon2Config{MemoryKiB: defaultArgon2.Memory, Iterations: defaultArgon2.Iterations, Parallelism: defaultArgon2.Parallelism},
 			MaxConcurrent: runtime.NumCPU(),
 		},
-		Log: LogConfig{Level: "info", Format: "text"},
+		Log:    LogConfig{Level: "info", Format: "text"},
 		Events: EventsConfig{Retention: Duration(90 * 24 * time.Hour)},
 		Courier: CourierConfig{
 			MessageRetries: 5,
@@ -897,6 +898,9 @@ func (c Config) validate() error {
 	}
 	if c.Hashers.MaxConcurrent < 1 {
 		return fmt.Errorf("config: hashers.max_concurrent: must be at least 1")
+	}
+	if c.Events.Retention < Duration(events.MinRetention) {
+		return fmt.Errorf("config: events.retention: %s; must be at least 1h", time.Duration(c.Events.Retention))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -173,7 +173,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	defer a.Close()
 
 	newServer := func(h http.Handler) *http.Server {
-		return &http.Server{
+		srv := &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
@@ -181,6 +181,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			IdleTimeout:       120 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
+		// Live feeds never finish on their own: end them, or Shutdown
+		// would wait for them until its timeout.
+		srv.RegisterOnShutdown(a.feed.Close)
+		return srv
 	}
 	ln, err := net.Listen("tcp", cfg.Serve.Address)
 	if err != nil {
@@ -260,7 +264,10 @@ type app struct {
 	// courier.worker.enabled is false.
 	delivery *courier.Worker
 	// sessions runs the self-service flows, code requests included.
-	sessions     *session.Service
+	sessions *session.Service
+	// feed is the live feed of events (identityEvents), run by runner;
+	// its streams end when the servers shut down.
+	feed         *eventfeed.Broker
 	adminKeys    []string
 	generatedKey bool
 }
@@ -358,9 +365,11 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		_ = store.Close()
 		return nil, err
 	}
+	audit := events.New(store, time.Duration(cfg.Events.Retention), now)
+	feed := eventfeed.New(store, eventfeed.Options{Logger: log})
 	resolver := &graph.Resolver{Schemas: registry, IdentityService: identities, Sessions: sessions, Outbox: courier.NewOutbox(store),
 		Passkeys: passkeys, OIDC: social,
-		Audit: events.New(store, time.Duration(cfg.Events.Retention), now), Webhooks: webhook.New(store), Feed: eventfeed.New(store)}
+		Audit: audit, Webhooks: webhook.New(store), Feed: feed}
 	requireAAL2 := cfg.Session.Whoami.RequiredAAL == requiredAALHighest
 	l := cfg.GraphQL.Limits
 	gql := graph.NewHandler(resolver, graph.HandlerConfig{
@@ -435,6 +444,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		return graph.WithRequestID(accessLog(log, m))
 	}
 	a := &app{store: store, adminKeys: keys, generatedKey: generated, templates: templates, delivery: delivery, runner: worker.New(log)}
+	// The live feed runs with the app: stopped before the database closes.
+	a.feed = feed
+	a.runner.Add("event-feed", feed.Run)
 	// Attempt counters are forgotten after the throttle's window; pruning
 	// keeps a client that tries many names from growing the table forever.
 	a.runner.Every("throttle-prune", throttlePruneInterval, func(ctx context.Context) {
@@ -466,6 +478,13 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 			log.Debug("pruned expired TOTP setups", "deleted", n)
 		}
 	})
+	a.runner.Every("event-prune", eventPruneInterval, func(ctx context.Context) {
+		if n, err := audit.Prune(ctx); err != nil {
+			log.Warn("pruning events past events.retention failed", "error", err)
+		} else if n > 0 {
+			log.Debug("pruned events past events.retention", "deleted", n)
+		}
+	})
 	a.runner.Start(db.BackgroundContext(context.WithoutCancel(ctx)))
 	if cfg.Serve.AdminAddress == "" {
 		a.handler = mux(graph.NewAuth(sessions.FromToken, authCfg))
@@ -491,6 +510,10 @@ const codeRequestPoll = time.Second
 
 // throttlePruneInterval is how often expired throttle counters are deleted.
 const throttlePruneInterval = 10 * time.Minute
+
+// eventPruneInterval is how often events past events.retention are deleted
+// (in batches of 1,000, each its own short statement).
+const eventPruneInterval = 10 * time.Minute
 
 // openStore opens the database; the embedded SQLite is migrated, a
 // PostgreSQL one must be (identityd migrate up).
