@@ -196,6 +196,7 @@ func (db *DB) insertEvents(ctx context.Context, idb bun.IDB, events []*model.Eve
 		if _, err := idb.NewInsert().Model(&deliveries).Exec(ctx); err != nil {
 			return err
 		}
+		wakeWebhookWorkers(db)
 	}
 	if db.kind == Postgres {
 		for _, e := range events {
