@@ -30,6 +30,7 @@ import (
 	"github.com/identityd/identityd/internal/passkey"
 	"github.com/identityd/identityd/internal/password"
 	"github.com/identityd/identityd/internal/session"
+	"github.com/identityd/identityd/internal/webhook"
 	"github.com/identityd/identityd/schemas"
 )
 
@@ -62,6 +63,12 @@ type Config struct {
 	// session.ResolveCodeRequests instead of the background loop (tests
 	// that count a request's queries); no key sets it.
 	manualCodeRequests bool
+	// webhookWorker, when set, tunes the webhook worker (tests shorten its
+	// waits); no key sets it.
+	webhookWorker func(*webhook.WorkerConfig)
+	// manualWebhooks leaves webhook delivery to the test that calls the
+	// worker's DeliverBatch, instead of the background loop; no key sets it.
+	manualWebhooks bool
 }
 
 // EventsConfig is the audit trail.
@@ -81,6 +88,10 @@ type WebhookConfig struct {
 	// Secret signs the deliveries: "whsec_" and base64 of 24 to 64 random
 	// bytes, as Standard Webhooks libraries make and read them.
 	Secret string `yaml:"secret"`
+	// MaxAttempts is how many times a delivery is tried before it is
+	// abandoned (8 when absent): with the backoff (30s, doubled each time,
+	// at most 1h) eight tries span about an hour.
+	MaxAttempts int `yaml:"max_attempts"`
 }
 
 // SecretsConfig is the server's secrets.
@@ -832,6 +843,9 @@ func (c Config) validate() error {
 	if err := c.Courier.validate(); err != nil {
 		return err
 	}
+	if err := validateWebhooks(c.Webhooks); err != nil {
+		return err
+	}
 	if c.Session.Lifespan <= 0 {
 		return fmt.Errorf("config: session.lifespan: must be positive")
 	}
@@ -1146,6 +1160,47 @@ func (c *Config) oidcConfig() oidc.Config {
 			ClientID: p.ClientID, ClientSecret: p.ClientSecret, IssuerURL: p.IssuerURL, AuthURL: p.AuthURL, TokenURL: p.TokenURL,
 			Scope: p.Scope, MapperURL: p.MapperURL, MicrosoftTenant: p.MicrosoftTenant,
 			AppleTeamID: p.AppleTeamID, AppleKeyID: p.AppleKeyID, AppleKey: p.ApplePrivateKey})
+	}
+	return out
+}
+
+// validateWebhooks checks every webhook, naming the key of what is wrong
+// (the secret itself is never repeated).
+func validateWebhooks(hooks []WebhookConfig) error {
+	seen := map[string]int{}
+	for i, h := range hooks {
+		key := fmt.Sprintf("config: webhooks[%d]", i)
+		u, err := url.Parse(h.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
+			return fmt.Errorf("%s.url: %q is not an absolute http(s) URL like https://crm.example.com/hooks/identityd", key, h.URL)
+		}
+		if j, dup := seen[h.URL]; dup {
+			return fmt.Errorf("%s.url: the same as webhooks[%d].url (one webhook per URL: list every event pattern under one)", key, j)
+		}
+		seen[h.URL] = i
+		if len(h.Events) == 0 {
+			return fmt.Errorf(`%s.events: must list at least one event type or pattern ("identity.*", "*")`, key)
+		}
+		for j, p := range h.Events {
+			if strings.TrimSpace(p) == "" || strings.ContainsAny(p, " \t\r\n") {
+				return fmt.Errorf("%s.events[%d]: %q is not an event type or pattern like identity.*", key, j, p)
+			}
+		}
+		if _, err := webhook.ParseSecret(h.Secret); err != nil {
+			return fmt.Errorf("%s.secret: %w", key, err)
+		}
+		if h.MaxAttempts < 0 {
+			return fmt.Errorf("%s.max_attempts: must be at least 1 (or absent: %d)", key, webhook.DefaultMaxAttempts)
+		}
+	}
+	return nil
+}
+
+// webhookEndpoints is the webhook worker's view of webhooks.
+func (c Config) webhookEndpoints() []webhook.Endpoint {
+	out := make([]webhook.Endpoint, len(c.Webhooks))
+	for i, h := range c.Webhooks {
+		out[i] = webhook.Endpoint{URL: h.URL, Events: append([]string(nil), h.Events...), Secret: h.Secret, MaxAttempts: h.MaxAttempts}
 	}
 	return out
 }

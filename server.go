@@ -263,6 +263,8 @@ type app struct {
 	// delivery is the courier's worker, run by runner unless
 	// courier.worker.enabled is false.
 	delivery *courier.Worker
+	// webhooks sends events to the configured webhooks, run by runner.
+	webhooks *webhook.Worker
 	// sessions runs the self-service flows, code requests included.
 	sessions *session.Service
 	// feed is the live feed of events (identityEvents), run by runner;
@@ -365,11 +367,24 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		_ = store.Close()
 		return nil, err
 	}
+	// Every event written from now on queues a delivery to each webhook
+	// whose patterns match it, in the event's transaction.
+	hooks := cfg.webhookEndpoints()
+	store.SetWebhooks(webhook.Targets(hooks))
+	hookCfg := webhook.WorkerConfig{Clock: now}
+	if cfg.webhookWorker != nil {
+		cfg.webhookWorker(&hookCfg)
+	}
+	hookWorker, err := webhook.NewWorker(store, hooks, hookCfg, log)
+	if err != nil {
+		_ = store.Close()
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	audit := events.New(store, time.Duration(cfg.Events.Retention), now)
 	feed := eventfeed.New(store, eventfeed.Options{Logger: log})
 	resolver := &graph.Resolver{Schemas: registry, IdentityService: identities, Sessions: sessions, Outbox: courier.NewOutbox(store),
 		Passkeys: passkeys, OIDC: social,
-		Audit: audit, Webhooks: webhook.New(store), Feed: feed}
+		Audit: audit, Webhooks: webhook.New(store, now), Feed: feed}
 	requireAAL2 := cfg.Session.Whoami.RequiredAAL == requiredAALHighest
 	l := cfg.GraphQL.Limits
 	gql := graph.NewHandler(resolver, graph.HandlerConfig{
@@ -443,7 +458,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		m.HandleFunc("GET /health/ready", ready)
 		return graph.WithRequestID(accessLog(log, m))
 	}
-	a := &app{store: store, adminKeys: keys, generatedKey: generated, templates: templates, delivery: delivery, runner: worker.New(log)}
+	a := &app{store: store, adminKeys: keys, generatedKey: generated, templates: templates, delivery: delivery, webhooks: hookWorker, runner: worker.New(log)}
 	// The live feed runs with the app: stopped before the database closes.
 	a.feed = feed
 	a.runner.Add("event-feed", feed.Run)
@@ -458,6 +473,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	})
 	if cfg.Courier.Worker.Enabled {
 		a.runner.Add("courier", delivery.Run)
+	}
+	if len(hooks) > 0 && !cfg.manualWebhooks {
+		a.runner.Add("webhooks", hookWorker.Run)
 	}
 	a.sessions = sessions
 	// Requests for codes are resolved here, off the request path: whether an
