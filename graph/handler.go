@@ -1,12 +1,19 @@
 package graph
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
+
+	coderws "github.com/coder/websocket"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
@@ -16,6 +23,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/identityd/identityd/internal/eventfeed"
 	"github.com/identityd/identityd/model"
 )
 
@@ -82,6 +90,7 @@ func bodyLimitKey(admin bool) string {
 var registerLimitCodes sync.Once
 
 // NewHandler builds the /graphql endpoint: POST (and GET for queries only),
+// subscriptions over WebSocket (graphql-transport-ws) and Server-Sent Events,
 // a parsed-query cache, the request limits, the CSRF check for cookie
 // sessions, and an error presenter and recover func that never show
 // internals to a client. It expects the Auth middleware in front, which
@@ -104,7 +113,12 @@ func NewHandler(r *Resolver, cfg HandlerConfig) http.Handler {
 		Directives: DirectiveRoot{Access: accessDirective(cfg.RequireAAL2)},
 	})
 	srv := handler.New(es)
+	// WebSocket handshakes only (subscriptions, graphql-transport-ws).
+	srv.AddTransport(newWebsocketTransport(cfg))
 	srv.AddTransport(getTransport{})
+	// Before postTransport, which would take its requests too: a POST
+	// that asks for text/event-stream (GraphQL over SSE).
+	srv.AddTransport(sseTransport{SSE: transport.SSE{KeepAlivePingInterval: keepAliveInterval}})
 	srv.AddTransport(postTransport{})
 	// Last: it takes whatever the two before refused, to say what they take.
 	srv.AddTransport(otherRequests{})
@@ -120,6 +134,7 @@ func NewHandler(r *Resolver, cfg HandlerConfig) http.Handler {
 	srv.Use(newDocLimits(cfg.Limits))
 	srv.Use(csrfGuard{})
 	srv.Use(&complexityLimit{limit: cfg.Limits.MaxComplexity, cpuBudget: cfg.Limits.CPUBudget})
+	srv.Use(feedDrops{present: errorPresenter(cfg.Logger)})
 	srv.SetErrorPresenter(errorPresenter(cfg.Logger))
 	srv.SetRecoverFunc(recoverFunc(cfg.Logger))
 
@@ -238,4 +253,192 @@ func (introspectionOff) MutateOperationContext(_ context.Context, rc *graphql.Op
 	}
 	errcode.Set(e, codeIntrospectionDisabled)
 	return e
+}
+
+// Subscriptions (identityEvents) are served over WebSocket and SSE.
+
+const (
+	// keepAliveInterval is how often an idle stream carries something
+	// (an SSE comment, graphql-ws's "ka"), so that proxies keep it open.
+	keepAliveInterval = 15 * time.Second
+	// wsPingInterval is how often a graphql-transport-ws client is pinged;
+	// one that has not answered with a pong two intervals later is
+	// disconnected.
+	wsPingInterval = 20 * time.Second
+	// wsInitTimeout is how long a WebSocket may stay open without its
+	// connection_init.
+	wsInitTimeout = 10 * time.Second
+	// sseWriteTimeout bounds each write to an SSE stream: a client that
+	// stops reading is cut off then, not kept forever.
+	sseWriteTimeout = time.Minute
+)
+
+// websocketTransport is gqlgen's WebSocket transport (graphql-transport-ws,
+// and the older graphql-ws) behind an origin check: a browser page may open
+// one only from this server's own origin or an allowed one
+// (serve.cors.allowed_origins, session.cookie.allowed_origins), never from
+// any, since the session cookie goes along with the handshake.
+type websocketTransport struct{ transport.Websocket }
+
+func newWebsocketTransport(cfg HandlerConfig) websocketTransport {
+	// One message is one operation: the same bound as a request body
+	// from anyone but an admin (who sends imports with POST).
+	limit := cfg.Limits.MaxBodyBytes
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return websocketTransport{transport.Websocket{
+		// The origin was checked by Do, in the words of this API.
+		Implementation:        transport.CoderWebsocketImplementation{AcceptOptions: coderws.AcceptOptions{InsecureSkipVerify: true}},
+		InitFunc:              websocketInit,
+		InitTimeout:           wsInitTimeout,
+		KeepAlivePingInterval: keepAliveInterval,
+		PingPongInterval:      wsPingInterval,
+		PayloadReadLimit:      &limit,
+		ErrorFunc: func(ctx context.Context, err error) {
+			if !errors.Is(err, context.Canceled) {
+				log.Debug("websocket", "request_id", RequestID(ctx), "err", err)
+			}
+		},
+	}}
+}
+
+// Supports takes WebSocket handshakes; another upgrade, or a handshake
+// without its key, is left to otherRequests, which refuses it.
+func (t websocketTransport) Supports(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") && r.Header.Get("Sec-WebSocket-Key") != ""
+}
+
+func (t websocketTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	if origin := r.Header.Get("Origin"); origin != "" && !websocketOriginAllowed(r, origin) {
+		w.Header().Set("Content-Type", contentTypeJSON)
+		w.WriteHeader(http.StatusForbidden)
+		e := gqlerror.Errorf("a WebSocket to /graphql is opened only by pages of this server's own origin or of serve.cors.allowed_origins (or session.cookie.allowed_origins); %s is not one", origin)
+		e.Extensions = map[string]any{"code": string(model.CodeForbidden)}
+		writeResponse(w, &graphql.Response{Errors: gqlerror.List{e}})
+		return
+	}
+	t.Websocket.Do(w, r, exec)
+}
+
+// websocketOriginAllowed: the page's origin is the server's own (its host
+// is the request's Host) or an allowed one.
+func websocketOriginAllowed(r *http.Request, origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	x := exchangeFrom(r.Context())
+	return x != nil && originAllowed(x.cookies.AllowedOrigins, origin)
+}
+
+// websocketInit reads credentials from the connection_init payload, which
+// is where browsers' WebSocket clients put them (a page cannot set the
+// handshake's headers): {"Authorization": "Bearer <admin key or session
+// token>"} (also lower-case, or inside "headers"), or {"X-Session-Token":
+// "<token>"}. Without any, the handshake's own credentials stand (its
+// Authorization header, its session cookie), as the Auth middleware found
+// them.
+func websocketInit(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+	a := authFrom(ctx)
+	if a == nil {
+		return ctx, nil, nil
+	}
+	return a.withInitPayload(ctx, p), nil, nil
+}
+
+// sseTransport is gqlgen's SSE transport (GraphQL over SSE, distinct
+// connections: a POST with Accept: text/event-stream answers a stream of
+// "next" events and a "complete"), with the body read as postTransport
+// reads it (the body limit answers 413, an undecodable body is refused in
+// words and never echoed), and the server's read and write timeouts, made
+// for requests, replaced by a bound on each write.
+type sseTransport struct{ transport.SSE }
+
+func (t sseTransport) Supports(r *http.Request) bool {
+	return r.Header.Get("Upgrade") == "" && t.SSE.Supports(r)
+}
+
+func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	ctx := r.Context()
+	body, err := io.ReadAll(r.Body)
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		w.Header().Set("Content-Type", contentTypeJSON)
+		writeBodyTooLarge(w, mbe.Limit, bodyLimitKey(model.CallerFromContext(ctx).Admin))
+		return
+	}
+	msg := ""
+	if err != nil {
+		msg = fmt.Sprintf("the request body could not be read: %v", err)
+	} else if _, m := decodeParams(body); m != "" {
+		msg = m
+	}
+	if msg != "" {
+		w.Header().Set("Content-Type", contentTypeJSON)
+		w.WriteHeader(http.StatusBadRequest)
+		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{badRequest("%s", msg)}))
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	rc := http.NewResponseController(w)
+	// Nothing more is read; an expired read deadline would end the stream.
+	_ = rc.SetReadDeadline(time.Time{})
+	t.SSE.Do(&sseWriter{ResponseWriter: w, rc: rc}, r, exec)
+}
+
+// sseWriter flushes through any wrapper that has Unwrap (the access log's
+// does), and bounds each write by sseWriteTimeout.
+type sseWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (w *sseWriter) Write(p []byte) (int, error) {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *sseWriter) Flush() { _ = w.rc.Flush() }
+
+func (w *sseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// feedDrops tells a subscriber why the live feed ended its subscription
+// (it fell behind), in an error before the stream ends, on either
+// transport.
+type feedDrops struct{ present graphql.ErrorPresenterFunc }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationInterceptor
+} = feedDrops{}
+
+func (feedDrops) ExtensionName() string                   { return "FeedDrops" }
+func (feedDrops) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (d feedDrops) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	oc := graphql.GetOperationContext(ctx)
+	if oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Subscription {
+		return next(ctx)
+	}
+	ctx = eventfeed.WithDropNotice(ctx)
+	responses := next(ctx)
+	done := false
+	return func(rctx context.Context) *graphql.Response {
+		if done {
+			return nil
+		}
+		resp := responses(rctx)
+		if resp != nil {
+			return resp
+		}
+		done = true
+		if err := eventfeed.DropNotice(ctx); err != nil {
+			return &graphql.Response{Errors: gqlerror.List{d.present(rctx, err)}}
+		}
+		return nil
+	}
 }

@@ -129,6 +129,7 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 			https: r.TLS != nil || (viaProxy && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"))}
 		ctx := context.WithValue(model.NewContextWithCaller(r.Context(), caller), httpKey{}, x)
 		ctx = model.WithClient(ctx, ip, r.UserAgent())
+		ctx = context.WithValue(ctx, authKey{}, a) // for websocketInit
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -248,4 +249,63 @@ func bearerToken(r *http.Request) (string, bool) {
 		return "", true
 	}
 	return strings.TrimSpace(token), true
+}
+
+type authKey struct{}
+
+// authFrom is the Auth that let the request in; nil without one.
+func authFrom(ctx context.Context) *Auth {
+	a, _ := ctx.Value(authKey{}).(*Auth)
+	return a
+}
+
+// withInitPayload returns ctx with the caller that a WebSocket's
+// connection_init payload authenticates, as Middleware does from headers
+// (see websocketInit for the payload's shape); ctx as it is when the
+// payload carries no credentials. It honours this Auth's admin keys only,
+// so a public listener that knows none refuses them here too.
+func (a *Auth) withInitPayload(ctx context.Context, p map[string]any) context.Context {
+	get := func(m map[string]any, names ...string) (string, bool) {
+		for _, n := range names {
+			for k, v := range m {
+				if strings.EqualFold(k, n) {
+					s, _ := v.(string)
+					return s, true
+				}
+			}
+		}
+		return "", false
+	}
+	fields := p
+	if h, ok := p["headers"].(map[string]any); ok {
+		if _, has := get(p, "Authorization", "X-Session-Token"); !has {
+			fields = h
+		}
+	}
+	var token, shape string
+	if h, ok := get(fields, "Authorization"); ok {
+		scheme, t, found := strings.Cut(strings.TrimSpace(h), " ")
+		if found && strings.EqualFold(scheme, "Bearer") {
+			token = strings.TrimSpace(t)
+		}
+		shape = authorizationShape(h)
+	} else if t, ok := get(fields, "X-Session-Token"); ok {
+		token, shape = strings.TrimSpace(t), "the X-Session-Token is empty"
+	} else {
+		return ctx
+	}
+	var caller *model.Caller
+	switch {
+	case token == "":
+		caller = model.NewCaller(false, true, func() (*model.Session, error) {
+			return nil, model.Errorf(model.CodeUnauthenticated,
+				`send {"Authorization": "Bearer <admin API key or session token>"} in connection_init's payload; %s`, shape)
+		})
+	case a.isAdminKey(token):
+		caller = model.NewCaller(true, true, nil)
+		caller.AdminKeyID = AdminKeyID(token)
+	default:
+		caller = model.NewCaller(false, true, func() (*model.Session, error) { return a.sessions(ctx, token) })
+	}
+	return model.NewContextWithCaller(ctx, caller)
 }
