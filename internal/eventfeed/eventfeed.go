@@ -48,6 +48,9 @@ const (
 	lookback = 5 * time.Second
 	// readBatch is the most events read at once.
 	readBatch = 500
+	// patience is how long a subscriber with a full buffer may take to
+	// make room, once per batch of events, before it is ended.
+	patience = 200 * time.Millisecond
 )
 
 // Options tune a Broker; zero values take the defaults.
@@ -198,10 +201,14 @@ func (b *Broker) removeLocked(s *subscriber, why error) {
 
 // deliver sends events, in order, to every subscriber they match; rows
 // are their SQLite rowids (nil on PostgreSQL). A subscriber whose buffer is
-// full is ended: it never blocks the others.
+// full gets a little time (patience, once per call) to make room, as a
+// client reading a burst (an import) does; one that does not is ended. So a
+// slow subscriber holds the others up at most once, by patience, and never
+// grows the server's memory.
 func (b *Broker) deliver(events []*model.Event, rows []int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	var waited map[*subscriber]time.Time // when each one's patience ends
 	for i, e := range events {
 		for s := range b.subs {
 			if rows != nil && rows[i] <= s.fromRow {
@@ -212,11 +219,26 @@ func (b *Broker) deliver(events []*model.Event, rows []int64) {
 			}
 			select {
 			case s.ch <- e:
+				continue
 			default:
+			}
+			if waited == nil {
+				waited = map[*subscriber]time.Time{}
+			}
+			until, ok := waited[s]
+			if !ok {
+				until = time.Now().Add(patience)
+				waited[s] = until
+			}
+			t := time.NewTimer(time.Until(until))
+			select {
+			case s.ch <- e:
+			case <-t.C:
 				b.opts.Logger.Warn("live feed subscriber dropped: it fell behind", "buffer", b.opts.Buffer)
 				b.removeLocked(s, model.Errorf(model.CodeUnavailable,
 					"this subscription fell behind: more than %d events waited for the client to read them; subscribe again (the events query lists what was missed)", b.opts.Buffer))
 			}
+			t.Stop()
 		}
 	}
 }
