@@ -248,16 +248,26 @@ func consumeCode(ctx context.Context, idb bun.IDB, id uuid.UUID, now time.Time) 
 // verifyAddress marks an identity's verifiable address verified at now
 // (kept as it is when it already was) and returns it; NOT_FOUND when the
 // identity no longer has it.
-func verifyAddress(ctx context.Context, idb bun.IDB, identityID uuid.UUID, via, value string, now time.Time) (*model.VerifiableAddress, error) {
+func (db *DB) verifyAddress(ctx context.Context, idb bun.IDB, identityID uuid.UUID, via, value string, now time.Time, method string) (*model.VerifiableAddress, error) {
 	now = now.UTC()
-	if _, err := idb.NewUpdate().Model((*verifiableAddressRow)(nil)).
+	res, err := idb.NewUpdate().Model((*verifiableAddressRow)(nil)).
 		Set("verified = ?", true).Set("status = ?", model.VerificationCompleted).
 		Set("verified_at = ?", now).Set("updated_at = ?", now).
-		Where("identity_id = ? AND via = ? AND value = ? AND NOT verified", identityID, via, value).Exec(ctx); err != nil {
+		Where("identity_id = ? AND via = ? AND value = ? AND NOT verified", identityID, via, value).Exec(ctx)
+	if err != nil {
 		return nil, err
 	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		// The identity proved it holds the address (a code it received, or
+		// its OIDC provider's word): its own doing.
+		e := newEventData(ctx, model.EventAddressVerified, identityID, true, now,
+			map[string]any{"address": value, "via": via, "method": method})
+		if err := db.insertEvents(ctx, idb, []*model.Event{e}); err != nil {
+			return nil, err
+		}
+	}
 	row := new(verifiableAddressRow)
-	err := idb.NewSelect().Model(row).Where("identity_id = ? AND via = ? AND value = ?", identityID, via, value).Scan(ctx)
+	err = idb.NewSelect().Model(row).Where("identity_id = ? AND via = ? AND value = ?", identityID, via, value).Scan(ctx)
 	if err != nil {
 		return nil, notFound(err, "address")
 	}
@@ -275,7 +285,7 @@ func (db *DB) VerifyAddress(ctx context.Context, c *Code, now time.Time) (*model
 		if err := consumeCode(ctx, tx, c.ID, now); err != nil {
 			return err
 		}
-		a, err := verifyAddress(ctx, tx, c.IdentityID, c.Via, c.Address, now)
+		a, err := db.verifyAddress(ctx, tx, c.IdentityID, c.Via, c.Address, now, "code")
 		if model.ErrorCodeOf(err) == model.CodeNotFound {
 			return errInvalidCode()
 		}
@@ -319,19 +329,23 @@ func (db *DB) Recover(ctx context.Context, r *Recovery) error {
 			return err
 		}
 		if r.PasswordHash != nil {
-			if err := setPasswordHash(ctx, tx, id, *r.PasswordHash, now); err != nil {
+			if err := db.setPassword(ctx, tx, id, *r.PasswordHash, now, true); err != nil {
 				return err
 			}
-			if _, err := revokeSessions(ctx, tx, id, uuid.Nil, now); err != nil {
+			if _, err := db.revokeSessionsEvent(ctx, tx, id, uuid.Nil, now, true); err != nil {
 				return err
 			}
 		}
 		if r.Code.Address != "" {
-			if _, err := verifyAddress(ctx, tx, id, r.Code.Via, r.Code.Address, now); err != nil && model.ErrorCodeOf(err) != model.CodeNotFound {
+			if _, err := db.verifyAddress(ctx, tx, id, r.Code.Via, r.Code.Address, now, r.Code.Purpose); err != nil && model.ErrorCodeOf(err) != model.CodeNotFound {
 				return err
 			}
 		}
-		return insertSession(ctx, tx, r.Session)
+		if err := db.insertEvents(ctx, tx, []*model.Event{newEventData(ctx, model.EventRecoveryCompleted, id, true, now,
+			map[string]any{"method": r.Code.Purpose, "password_set": r.PasswordHash != nil})}); err != nil {
+			return err
+		}
+		return db.insertSession(ctx, tx, r.Session)
 	})
 	if err != nil {
 		return wrap(err)
@@ -395,13 +409,13 @@ func (db *DB) SignInWithCode(ctx context.Context, r *CodeSignIn) error {
 		}
 		// A code identifier that is not also marked for verification has
 		// no verifiable address to mark.
-		if _, err := verifyAddress(ctx, tx, c.IdentityID, c.Via, c.Address, now); err != nil && model.ErrorCodeOf(err) != model.CodeNotFound {
+		if _, err := db.verifyAddress(ctx, tx, c.IdentityID, c.Via, c.Address, now, "login_code"); err != nil && model.ErrorCodeOf(err) != model.CodeNotFound {
 			return err
 		}
 		if err := useUpLoginCodes(ctx, tx, []string{c.Address}, now); err != nil {
 			return err
 		}
-		return insertSession(ctx, tx, r.Session)
+		return db.insertSession(ctx, tx, r.Session)
 	})
 	if err != nil {
 		return wrap(err)

@@ -115,11 +115,11 @@ func (db *DB) ReplacePasswordHash(ctx context.Context, identityID uuid.UUID, old
 func (db *DB) SetPassword(ctx context.Context, identityID uuid.UUID, hash string, now time.Time, keep *uuid.UUID) error {
 	now = now.UTC()
 	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := setPasswordHash(ctx, tx, identityID, hash, now); err != nil {
+		if err := db.setPassword(ctx, tx, identityID, hash, now, false); err != nil {
 			return err
 		}
 		if keep != nil {
-			_, err := revokeSessions(ctx, tx, identityID, *keep, now)
+			_, err := db.revokeSessionsEvent(ctx, tx, identityID, *keep, now, false)
 			return err
 		}
 		return nil
@@ -128,21 +128,37 @@ func (db *DB) SetPassword(ctx context.Context, identityID uuid.UUID, hash string
 	return wrap(err)
 }
 
+// setPassword is setPasswordHash with its event: password.changed, or
+// credential.added when the identity had no password; self when the
+// identity itself (recovering) sets it.
+func (db *DB) setPassword(ctx context.Context, idb bun.IDB, identityID uuid.UUID, hash string, now time.Time, self bool) error {
+	created, err := setPasswordHash(ctx, idb, identityID, hash, now)
+	if err != nil {
+		return err
+	}
+	e := model.NewEvent(ctx, model.EventPasswordChanged, identityID, self, now)
+	if created {
+		e = credentialEvent(ctx, model.EventCredentialAdded, identityID, self, now, CredentialPassword)
+	}
+	return db.insertEvents(ctx, idb, []*model.Event{e})
+}
+
 // setPasswordHash sets an identity's password hash inside the caller's
-// transaction, creating the password credential if it has none.
-func setPasswordHash(ctx context.Context, idb bun.IDB, identityID uuid.UUID, hash string, now time.Time) error {
+// transaction, creating the password credential if it has none (created).
+func setPasswordHash(ctx context.Context, idb bun.IDB, identityID uuid.UUID, hash string, now time.Time) (created bool, err error) {
 	now = now.UTC()
 	res, err := idb.NewUpdate().Model((*credentialRow)(nil)).
 		Set("config = ?", passwordConfig(hash)).Set("updated_at = ?", now).
 		Where("identity_id = ? AND type = ?", identityID, CredentialPassword).Exec(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		row := &credentialRow{ID: newID(), IdentityID: identityID, Type: CredentialPassword, Config: passwordConfig(hash), CreatedAt: now, UpdatedAt: now}
 		if _, err := idb.NewInsert().Model(row).Exec(ctx); err != nil {
-			return err
+			return false, err
 		}
+		return true, nil
 	}
-	return nil
+	return false, nil
 }

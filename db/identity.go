@@ -55,6 +55,13 @@ type IdentityWrite struct {
 	// Codes are the one-time codes those messages carry, stored in the same
 	// transaction (as their hashes).
 	Codes []*Code
+	// Events are written in the same transaction (identity.created,
+	// identity.imported, address.verified): made by the service, which
+	// knows who acts. An update's own events (identity.updated,
+	// identity.state_changed, credential.added/removed, password.changed,
+	// session.revoked) are worked out by UpdateIdentity from what it read
+	// and wrote, and follow these.
+	Events []*model.Event
 }
 
 // Identifier is one normalised credential identifier and the input path it
@@ -241,7 +248,7 @@ func (db *DB) CreateIdentity(ctx context.Context, w *IdentityWrite) (*model.Iden
 		if rows, err = insertBulk(ctx, tx, []*IdentityWrite{w}); err != nil {
 			return err
 		}
-		return insertOutbox(ctx, tx, []*IdentityWrite{w})
+		return db.insertOutbox(ctx, tx, []*IdentityWrite{w})
 	})
 	if err != nil {
 		return nil, db.explainWriteError(ctx, err, w)
@@ -298,11 +305,12 @@ func (db *DB) UpdateIdentityWithOIDC(ctx context.Context, id uuid.UUID, change f
 			Exec(ctx); err != nil {
 			return err
 		}
+		revoked := 0
 		if w.EndSessions || (cur.State == model.IdentityStateActive && w.Identity.State == model.IdentityStateInactive) {
 			// A disabled identity loses its sessions at once, and for good:
 			// enabling it again does not bring them back. So does one whose
 			// password an admin reset: whoever held it is signed out.
-			if _, err := revokeSessions(ctx, tx, id, uuid.Nil, w.Identity.UpdatedAt); err != nil {
+			if revoked, err = revokeSessions(ctx, tx, id, uuid.Nil, w.Identity.UpdatedAt); err != nil {
 				return err
 			}
 		}
@@ -315,14 +323,12 @@ func (db *DB) UpdateIdentityWithOIDC(ctx context.Context, id uuid.UUID, change f
 				return err
 			}
 		}
-		if err := insertOutbox(ctx, tx, []*IdentityWrite{w}); err != nil {
-			return err
-		}
 		// Only the columns written change; created_at stays as read.
 		next.CreatedAt = row.CreatedAt
 		out = next.model()
 		stored.fill(out)
-		return nil
+		w.Events = append(w.Events, updateEvents(ctx, cur, out, w, revoked)...)
+		return db.insertOutbox(ctx, tx, []*IdentityWrite{w})
 	})
 	if err != nil {
 		return nil, db.explainWriteError(ctx, err, w)
@@ -335,14 +341,25 @@ func (db *DB) UpdateIdentityWithOIDC(ctx context.Context, id uuid.UUID, change f
 }
 
 // DeleteIdentity removes an identity; its credentials, addresses and sessions
-// go with it (ON DELETE CASCADE, in the same statement).
-func (db *DB) DeleteIdentity(ctx context.Context, id uuid.UUID) error {
-	res, err := db.bun.NewDelete().Model((*identityRow)(nil)).Where("id = ?", id).Exec(ctx)
+// go with it (ON DELETE CASCADE, in the same statement). Its
+// identity.deleted event is written in the same transaction.
+func (db *DB) DeleteIdentity(ctx context.Context, id uuid.UUID, now time.Time) error {
+	var n int64
+	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewDelete().Model((*identityRow)(nil)).Where("id = ?", id).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		if n, _ = res.RowsAffected(); n == 0 {
+			return nil
+		}
+		return db.insertEvents(ctx, tx, []*model.Event{model.NewEvent(ctx, model.EventIdentityDeleted, id, false, now)})
+	})
 	db.changed(id)
 	if err != nil {
 		return wrap(err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n == 0 {
 		return model.Errorf(model.CodeNotFound, "identity %s not found", id)
 	}
 	return nil
@@ -770,7 +787,7 @@ func (db *DB) CreateIdentities(ctx context.Context, ws []*IdentityWrite) ([]Crea
 		}
 		rows, err := insertBulk(ctx, tx, ws)
 		if err == nil {
-			err = insertOutbox(ctx, tx, ws)
+			err = db.insertOutbox(ctx, tx, ws)
 		}
 		if err == nil {
 			for i, r := range rows {
@@ -791,7 +808,7 @@ func (db *DB) CreateIdentities(ctx context.Context, ws []*IdentityWrite) ([]Crea
 			}
 			rows, err := insertBulk(ctx, tx, []*IdentityWrite{w})
 			if err == nil {
-				if err := insertOutbox(ctx, tx, []*IdentityWrite{w}); err != nil {
+				if err := db.insertOutbox(ctx, tx, []*IdentityWrite{w}); err != nil {
 					return err
 				}
 				if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT import_item"); err != nil {
@@ -827,19 +844,24 @@ func (db *DB) CreateIdentities(ctx context.Context, ws []*IdentityWrite) ([]Crea
 	return out, nil
 }
 
-// insertOutbox stores the codes and messages of ws inside the caller's
-// transaction, after the identities they belong to.
-func insertOutbox(ctx context.Context, idb bun.IDB, ws []*IdentityWrite) error {
+// insertOutbox stores the codes, messages and events of ws inside the
+// caller's transaction, after the identities they belong to.
+func (db *DB) insertOutbox(ctx context.Context, idb bun.IDB, ws []*IdentityWrite) error {
 	var codes []*Code
 	var msgs []*model.CourierMessage
+	var events []*model.Event
 	for _, w := range ws {
 		codes = append(codes, w.Codes...)
 		msgs = append(msgs, w.Messages...)
+		events = append(events, w.Events...)
 	}
 	if err := insertCodes(ctx, idb, codes); err != nil {
 		return err
 	}
-	return insertMessages(ctx, idb, msgs)
+	if err := insertMessages(ctx, idb, msgs); err != nil {
+		return err
+	}
+	return db.insertEvents(ctx, idb, events)
 }
 
 // newVerifiableRow is the row of a new verifiable address of identity id:

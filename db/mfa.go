@@ -112,6 +112,9 @@ func (db *DB) PutSecondFactor(ctx context.Context, identityID uuid.UUID, f Secon
 		if _, err := setAvailableAAL(ctx, tx, identityID, AAL2); err != nil {
 			return err
 		}
+		if err := db.insertEvents(ctx, tx, []*model.Event{credentialEvent(ctx, model.EventCredentialAdded, identityID, false, now, f.Type)}); err != nil {
+			return err
+		}
 		return liftSession(ctx, tx, lift, now)
 	})
 	db.changed(identityID)
@@ -138,6 +141,13 @@ func (db *DB) UseSecondFactor(ctx context.Context, f StoredSecondFactor, config 
 			return nil
 		}
 		won = true
+		if lift != nil {
+			e := newEventData(ctx, model.EventSecondFactorUsed, lift.IdentityID, true, now,
+				map[string]any{"method": f.Type, "session_id": lift.SessionID})
+			if err := db.insertEvents(ctx, tx, []*model.Event{e}); err != nil {
+				return err
+			}
+		}
 		return liftSession(ctx, tx, lift, now)
 	})
 	if lift != nil {
@@ -169,6 +179,9 @@ func (db *DB) DeleteSecondFactor(ctx context.Context, identityID uuid.UUID, typ 
 		if _, err := refreshAvailableAAL(ctx, tx, identityID); err != nil {
 			return err
 		}
+		if err := db.insertEvents(ctx, tx, []*model.Event{credentialEvent(ctx, model.EventCredentialRemoved, identityID, false, now, typ)}); err != nil {
+			return err
+		}
 		if endAAL2 {
 			res, err := tx.NewUpdate().Model((*sessionRow)(nil)).
 				Set("active = ?", false).Set("updated_at = ?", now).
@@ -177,7 +190,10 @@ func (db *DB) DeleteSecondFactor(ctx context.Context, identityID uuid.UUID, typ 
 				return err
 			}
 			n, _ := res.RowsAffected()
-			ended = int(n)
+			if ended = int(n); ended > 0 {
+				return db.insertEvents(ctx, tx, []*model.Event{newEventData(ctx, model.EventSessionRevoked, identityID, false, now,
+					map[string]any{"count": ended})})
+			}
 		}
 		return nil
 	})

@@ -259,7 +259,8 @@ func (db *DB) LinkOIDC(ctx context.Context, id uuid.UUID, link OIDCProvider, now
 			}
 			return err
 		}
-		return nil
+		return db.insertEvents(ctx, tx, []*model.Event{newEventData(ctx, model.EventCredentialAdded, id, false, now,
+			map[string]any{"credential_type": CredentialOIDC, "provider": link.Provider})})
 	})
 	db.changed(id)
 	return wrap(err)
@@ -306,7 +307,11 @@ func (db *DB) UnlinkOIDC(ctx context.Context, id uuid.UUID, provider string, now
 		_, err = tx.NewDelete().Model((*identifierRow)(nil)).
 			Where("identity_id = ? AND type = ? AND identifier = ?", id, CredentialOIDC, OIDCIdentifier(link.Provider, link.Subject)).
 			Exec(ctx)
-		return err
+		if err != nil {
+			return err
+		}
+		return db.insertEvents(ctx, tx, []*model.Event{newEventData(ctx, model.EventCredentialRemoved, id, false, now,
+			map[string]any{"credential_type": CredentialOIDC, "provider": link.Provider})})
 	})
 	db.changed(id)
 	return wrap(err)
@@ -322,11 +327,11 @@ func (db *DB) CreateIdentityVerified(ctx context.Context, w *IdentityWrite, veri
 		if _, err := insertBulk(ctx, tx, []*IdentityWrite{w}); err != nil {
 			return err
 		}
-		if err := insertOutbox(ctx, tx, []*IdentityWrite{w}); err != nil {
+		if err := db.insertOutbox(ctx, tx, []*IdentityWrite{w}); err != nil {
 			return err
 		}
 		for _, a := range verified {
-			if _, err := verifyAddress(ctx, tx, w.Identity.ID, a.Via, a.Value, now); err != nil {
+			if _, err := db.verifyAddress(ctx, tx, w.Identity.ID, a.Via, a.Value, now, "oidc"); err != nil {
 				return err
 			}
 		}

@@ -155,7 +155,7 @@ func TestOIDCLinks(t *testing.T) {
 		if err := store.CreateOIDCFlow(ctx, f); err != nil {
 			t.Fatal(err)
 		}
-		if err := store.DeleteIdentity(ctx, b); err != nil {
+		if err := store.DeleteIdentity(ctx, b, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := store.TakeOIDCFlow(ctx, oidcHash("link")); model.ErrorCodeOf(err) != model.CodeNotFound {

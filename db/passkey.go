@@ -67,6 +67,9 @@ type PasskeyUpdate struct {
 	// its identifier row is kept while Config holds passkeys and dropped
 	// with the last one.
 	UserHandle string
+	// Events are written in the same transaction (credential.added or
+	// credential.removed, made by the service).
+	Events []*model.Event
 }
 
 // passkeyCredentialRow is a passkey credential with its identity's state.
@@ -240,6 +243,9 @@ func (db *DB) UpdatePasskeys(ctx context.Context, identityID uuid.UUID, now time
 			}
 		default:
 			return nil // no credential, and none to make
+		}
+		if err := db.insertEvents(ctx, tx, up.Events); err != nil {
+			return err
 		}
 		if up.UserHandle == "" {
 			return nil

@@ -360,7 +360,7 @@ func TestPasskeyChallenges(t *testing.T) {
 
 		// Deleting the identity takes its challenges.
 		put(db.PasskeyRegistration, &other.ID, "", now.Add(time.Minute), 5)
-		if err := store.DeleteIdentity(ctx, other.ID); err != nil {
+		if err := store.DeleteIdentity(ctx, other.ID, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if n, _ := store.OpenPasskeyChallenges(ctx, 1000); n != 0 {

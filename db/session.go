@@ -89,14 +89,31 @@ func methodsFromDB(raw rawJSON, authenticatedAt time.Time) []*model.Authenticati
 	return out
 }
 
-// CreateSession stores a new session.
+// CreateSession stores a new session and its session.created event, in
+// one transaction.
 func (db *DB) CreateSession(ctx context.Context, s *NewSession) error {
-	return wrap(insertSession(ctx, db.bun, s))
+	return wrap(db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return db.insertSession(ctx, tx, s)
+	}))
 }
 
-// insertSession stores a new session inside the caller's transaction (a
+// insertSession stores a new session, and its session.created event (by
+// the identity itself, signing in), inside the caller's transaction (a
 // recovery signs in in the same transaction as it uses its code up).
-func insertSession(ctx context.Context, idb bun.IDB, s *NewSession) error {
+func (db *DB) insertSession(ctx context.Context, idb bun.IDB, s *NewSession) error {
+	if err := insertSessionRow(ctx, idb, s); err != nil {
+		return err
+	}
+	method := ""
+	if ms := s.Session.AuthenticationMethods; len(ms) > 0 {
+		method = credentialTypeToDB(ms[len(ms)-1].Method)
+	}
+	e := newEventData(ctx, model.EventSessionCreated, s.Session.IdentityID, true, s.Session.IssuedAt,
+		map[string]any{"session_id": s.Session.ID, "method": method, "aal": aalToDB(s.Session.AAL)})
+	return db.insertEvents(ctx, idb, []*model.Event{e})
+}
+
+func insertSessionRow(ctx context.Context, idb bun.IDB, s *NewSession) error {
 	now := s.Session.IssuedAt.UTC()
 	row := &sessionRow{
 		ID: s.Session.ID, TokenHash: s.TokenHash, IdentityID: s.Session.IdentityID, Active: true,
@@ -204,31 +221,62 @@ func (db *DB) sessionStmt(ctx context.Context) (*sql.Stmt, error) {
 }
 
 // RevokeSession ends one session of an identity (uuid.Nil: of anyone);
-// NOT_FOUND when there is no such active session.
+// NOT_FOUND when there is no such active session. Its session.revoked
+// event (by the request's admin or signed-in identity) is written in the
+// same transaction.
 func (db *DB) RevokeSession(ctx context.Context, identityID, sessionID uuid.UUID, now time.Time) error {
-	q := db.bun.NewUpdate().Model((*sessionRow)(nil)).
-		Set("active = ?", false).Set("updated_at = ?", now.UTC()).
-		Where("id = ? AND active = ?", sessionID, true)
-	if identityID != uuid.Nil {
-		q = q.Where("identity_id = ?", identityID)
-	}
-	res, err := q.Exec(ctx)
+	found := false
+	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var owners []uuid.UUID
+		q := tx.NewUpdate().Model((*sessionRow)(nil)).
+			Set("active = ?", false).Set("updated_at = ?", now.UTC()).
+			Where("id = ? AND active = ?", sessionID, true).Returning("identity_id")
+		if identityID != uuid.Nil {
+			q = q.Where("identity_id = ?", identityID)
+		}
+		if err := q.Scan(ctx, &owners); err != nil {
+			return err
+		}
+		if len(owners) == 0 {
+			return nil
+		}
+		found = true
+		return db.insertEvents(ctx, tx, []*model.Event{newEventData(ctx, model.EventSessionRevoked, owners[0], false, now,
+			map[string]any{"session_id": sessionID})})
+	})
 	if err != nil {
 		return wrap(err)
 	}
 	db.changed(identityID)
-	if n, _ := res.RowsAffected(); n == 0 {
+	if !found {
 		return model.Errorf(model.CodeNotFound, "no active session %s", sessionID)
 	}
 	return nil
 }
 
 // RevokeSessions ends every active session of an identity except keep
-// (uuid.Nil: all), returning how many ended.
+// (uuid.Nil: all), returning how many ended, with a session.revoked event
+// ({count}) when any did, in one transaction.
 func (db *DB) RevokeSessions(ctx context.Context, identityID, keep uuid.UUID, now time.Time) (int, error) {
-	n, err := revokeSessions(ctx, db.bun, identityID, keep, now)
+	var n int
+	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) (err error) {
+		n, err = db.revokeSessionsEvent(ctx, tx, identityID, keep, now, false)
+		return err
+	})
 	db.changed(identityID)
 	return n, wrap(err)
+}
+
+// revokeSessionsEvent is revokeSessions that also writes a session.revoked
+// event ({count}) when any session ended; self when the identity itself
+// (signed in or recovering) ended them.
+func (db *DB) revokeSessionsEvent(ctx context.Context, idb bun.IDB, identityID, keep uuid.UUID, now time.Time, self bool) (int, error) {
+	n, err := revokeSessions(ctx, idb, identityID, keep, now)
+	if err != nil || n == 0 {
+		return n, err
+	}
+	return n, db.insertEvents(ctx, idb, []*model.Event{newEventData(ctx, model.EventSessionRevoked, identityID, self, now,
+		map[string]any{"count": n})})
 }
 
 func revokeSessions(ctx context.Context, idb bun.IDB, identityID, keep uuid.UUID, now time.Time) (int, error) {
@@ -242,12 +290,20 @@ func revokeSessions(ctx context.Context, idb bun.IDB, identityID, keep uuid.UUID
 	return int(n), nil
 }
 
-// ExtendSession moves an active session's expiry.
+// ExtendSession moves an active session's expiry, with its
+// session.extended event in the same transaction.
 func (db *DB) ExtendSession(ctx context.Context, sessionID uuid.UUID, expiresAt, now time.Time) (*model.Session, error) {
 	row := new(sessionRow)
-	_, err := db.bun.NewUpdate().Model(row).
-		Set("expires_at = ?", expiresAt.UTC()).Set("updated_at = ?", now.UTC()).
-		Where("id = ? AND active = ?", sessionID, true).Returning("*").Exec(ctx)
+	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		_, err := tx.NewUpdate().Model(row).
+			Set("expires_at = ?", expiresAt.UTC()).Set("updated_at = ?", now.UTC()).
+			Where("id = ? AND active = ?", sessionID, true).Returning("*").Exec(ctx)
+		if err != nil || row.ID == uuid.Nil {
+			return err
+		}
+		return db.insertEvents(ctx, tx, []*model.Event{newEventData(ctx, model.EventSessionExtended, row.IdentityID, false, now,
+			map[string]any{"session_id": sessionID, "expires_at": expiresAt.UTC()})})
+	})
 	if err != nil {
 		return nil, wrap(notFound(err, "session"))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -29,7 +30,7 @@ func (s *Service) Authenticate(ctx context.Context, identifier, pw string) (*mod
 	cred, err := s.store.FindPasswordCredential(ctx, lookupForms(identifier))
 	if model.ErrorCodeOf(err) == model.CodeNotFound || (err == nil && cred.Hash == "") {
 		s.hasher.CompareDummy(ctx, pw)
-		return nil, errInvalidCredentials()
+		return nil, s.loginFailed(ctx, uuid.Nil, identifier, "unknown_identifier", errInvalidCredentials())
 	}
 	if err != nil {
 		return nil, err
@@ -39,15 +40,37 @@ func (s *Service) Authenticate(ctx context.Context, identifier, pw string) (*mod
 		return nil, err
 	}
 	if !ok {
-		return nil, errInvalidCredentials()
+		return nil, s.loginFailed(ctx, cred.IdentityID, identifier, "wrong_password", errInvalidCredentials())
 	}
 	if cred.State != model.IdentityStateActive {
-		return nil, &model.Error{Code: model.CodeAccountDisabled, Message: "account is disabled"}
+		return nil, s.loginFailed(ctx, cred.IdentityID, identifier, "account_disabled",
+			&model.Error{Code: model.CodeAccountDisabled, Message: "account is disabled"})
 	}
 	if s.hasher.NeedsRehash(cred.Hash) {
 		s.rehash(ctx, cred.IdentityID, cred.Hash, pw)
 	}
 	return s.store.GetIdentity(ctx, cred.IdentityID, 0)
+}
+
+// loginFailed records a login.failed event (the identity, when the
+// identifier is known; the identifier normalised, never the password) and
+// returns answer, the error the caller gets. Known and unknown identifiers
+// cost the same one insert. The actor is SYSTEM: whoever tried is not known
+// to be the identity. Failing to record is logged, and the answer stays.
+func (s *Service) loginFailed(ctx context.Context, id uuid.UUID, identifier, reason string, answer error) error {
+	norm := strings.TrimSpace(identifier)
+	if forms := schemas.LoginCandidates(identifier); len(forms) > 0 {
+		norm = forms[len(forms)-1]
+	}
+	if len(norm) > 256 {
+		norm = strings.ToValidUTF8(norm[:256], "")
+	}
+	e := model.NewEvent(ctx, model.EventLoginFailed, id, false, s.clock())
+	e.Data = eventData(map[string]any{"identifier": norm, "reason": reason})
+	if err := s.store.RecordEvents(ctx, e); err != nil {
+		slog.WarnContext(ctx, "recording a failed login failed", "error", err)
+	}
+	return answer
 }
 
 // rehash upgrades a stored hash. Failing to is not the user's problem: the

@@ -105,5 +105,6 @@ func (s *Service) Invite(ctx context.Context, in *model.CreateIdentityInput) (*m
 	}
 	w.Codes = append(w.Codes, row)
 	w.Messages = append(w.Messages, msg)
+	s.addEvent(ctx, w, model.EventIdentityCreated, false)
 	return s.store.CreateIdentity(ctx, w)
 }

@@ -91,7 +91,18 @@ func (s *Service) create(ctx context.Context, in *model.CreateIdentityInput, che
 	if err := s.verifyNew(w, in); err != nil {
 		return nil, err
 	}
+	// Sign-up (the policy applies) is the identity's own doing; an admin's
+	// create is the admin's.
+	s.addEvent(ctx, w, model.EventIdentityCreated, checkPolicy)
 	return s.store.CreateIdentity(ctx, w)
+}
+
+// addEvent adds an event of type typ about w's identity to w, written in
+// the same transaction; self when the identity itself acts (a sign-up).
+func (s *Service) addEvent(ctx context.Context, w *db.IdentityWrite, typ string, self bool) *model.Event {
+	e := model.NewEvent(ctx, typ, w.Identity.ID, self, w.Identity.CreatedAt)
+	w.Events = append(w.Events, e)
+	return e
 }
 
 // prepareCreate turns a create input into a complete write, or every problem
@@ -507,7 +518,7 @@ func sameJSON(a, b model.JSON) bool {
 
 // Delete removes an identity with everything that hangs off it.
 func (s *Service) Delete(ctx context.Context, id uuid.UUID) error {
-	return s.store.DeleteIdentity(ctx, id)
+	return s.store.DeleteIdentity(ctx, id, s.clock())
 }
 
 func deref(p *string) string {
@@ -558,4 +569,10 @@ func (s *Service) TOTPAccountName(ident *model.Identity) string {
 		}
 	}
 	return ident.ID.String()
+}
+
+// eventData is an event's details as JSON (never a secret).
+func eventData(v map[string]any) model.JSON {
+	b, _ := json.Marshal(v)
+	return model.JSON(b)
 }

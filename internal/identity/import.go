@@ -69,6 +69,7 @@ func (s *Service) Import(ctx context.Context, ins []*model.CreateIdentityInput) 
 			if err := s.verifyNew(w, ins[i]); err != nil {
 				return nil, err
 			}
+			s.addEvent(ctx, w, model.EventIdentityImported, false)
 			batch = append(batch, w)
 			at = append(at, i)
 		}

@@ -72,6 +72,7 @@ func (s *Service) RegisterOIDC(ctx context.Context, r *OIDCRegistration) (*model
 	if err := s.attachVerification(w, func(a db.Address) bool { return !vouched(a) }); err != nil {
 		return nil, err
 	}
+	s.addEvent(ctx, w, model.EventIdentityCreated, true)
 	return s.store.CreateIdentityVerified(ctx, w, verified)
 }
 

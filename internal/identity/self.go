@@ -72,6 +72,7 @@ func (s *Service) RegisterPasswordless(ctx context.Context, schemaID *string, tr
 	}
 	w.Codes = append(w.Codes, row)
 	w.Messages = append(w.Messages, msg)
+	s.addEvent(ctx, w, model.EventIdentityCreated, true)
 	return s.store.CreateIdentity(ctx, w)
 }
 

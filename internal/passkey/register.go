@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
+	"github.com/google/uuid"
 
 	"github.com/identityd/identityd/db"
 	"github.com/identityd/identityd/model"
@@ -174,7 +176,8 @@ func (s *Service) FinishRegistration(ctx context.Context, sess *model.Session, i
 		if err != nil {
 			return nil, err
 		}
-		return &db.PasskeyUpdate{Config: b, UserHandle: string(cfg.UserHandle)}, nil
+		return &db.PasskeyUpdate{Config: b, UserHandle: string(cfg.UserHandle),
+			Events: []*model.Event{passkeyEvent(ctx, model.EventCredentialAdded, sess.IdentityID, now)}}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -239,7 +242,8 @@ func (s *Service) Remove(ctx context.Context, sess *model.Session, id string) (*
 		if err != nil {
 			return nil, err
 		}
-		return &db.PasskeyUpdate{Config: b, UserHandle: string(cfg.UserHandle)}, nil
+		return &db.PasskeyUpdate{Config: b, UserHandle: string(cfg.UserHandle),
+			Events: []*model.Event{passkeyEvent(ctx, model.EventCredentialRemoved, sess.IdentityID, s.clock())}}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -254,4 +258,12 @@ func decodeID(id string) ([]byte, bool) {
 	}
 	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(id, "="))
 	return b, err == nil && len(b) > 0
+}
+
+// passkeyEvent is a credential.added or credential.removed event of a
+// passkey of identityID, by the signed-in identity.
+func passkeyEvent(ctx context.Context, typ string, identityID uuid.UUID, now time.Time) *model.Event {
+	e := model.NewEvent(ctx, typ, identityID, true, now)
+	e.Data = model.JSON(`{"credential_type":"` + db.CredentialPasskey + `"}`)
+	return e
 }
