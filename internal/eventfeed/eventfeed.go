@@ -165,6 +165,11 @@ func (b *Broker) Subscribers() int {
 	return len(b.subs)
 }
 
+// Listening tells whether, on PostgreSQL, the broker hears of new events
+// as they commit (rather than polling for them while its listener is
+// down, or before it first listens).
+func (b *Broker) Listening() bool { return b.listening.Load() }
+
 // Close ends every subscription (their channels close, as when the feed
 // has nothing more to say) and refuses new ones: called when the server
 // shuts down, so that open streams do not hold the shutdown up. It may be
