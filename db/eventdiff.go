@@ -135,6 +135,14 @@ func changedPaths(a, b any) []string {
 }
 
 func diffJSON(a, b any, path string, out *[]string) {
+	// An object that appears or goes (metadata set for the first time) is
+	// named by its members, as if it had been empty.
+	if _, ok := b.(map[string]any); ok && a == nil && path != "" {
+		a = map[string]any{}
+	}
+	if _, ok := a.(map[string]any); ok && b == nil && path != "" {
+		b = map[string]any{}
+	}
 	switch x := a.(type) {
 	case map[string]any:
 		y, ok := b.(map[string]any)
