@@ -254,9 +254,9 @@ func TestEventsAdminWrites(t *testing.T) {
 		token, _ := s.mustLogin(t, "ada", pw1)
 		r = s.admin(t, `mutation($id: UUID!, $in: UpdateIdentityInput!) { updateIdentity(id: $id, input: $in) { `+identFields+` } }`,
 			map[string]any{"id": id, "in": map[string]any{"schemaId": "person",
-				"traits":         map[string]any{"email": "ada@example.com", "username": "ada", "name": "Ada"},
-				"metadataAdmin":  map[string]any{"plan": "pro"}, "metadataPublic": map[string]any{"tier": "gold"},
-				"credentials":    map[string]any{"password": map[string]any{"password": pw2}}}})
+				"traits":        map[string]any{"email": "ada@example.com", "username": "ada", "name": "Ada"},
+				"metadataAdmin": map[string]any{"plan": "pro"}, "metadataPublic": map[string]any{"tier": "gold"},
+				"credentials": map[string]any{"password": map[string]any{"password": pw2}}}})
 		if up := field[identityPayloadOut](t, r, "updateIdentity"); len(up.UserErrors) > 0 {
 			t.Fatalf("password reset: %+v", up.UserErrors)
 		}
