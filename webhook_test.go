@@ -671,8 +671,35 @@ func TestWebhookSlowReceiver(t *testing.T) {
 		if took := time.Since(start); took > 2*time.Second {
 			t.Errorf("createIdentity took %s while a receiver hung", took)
 		}
+		// Another event while the slow receiver still hangs reaches the
+		// fast one at once: each webhook is delivered by a loop of its own.
+		start = time.Now()
+		record(t, s.app.store, model.EventIdentityUpdated, time.Now())
+		fast.wait(t, 2, 5*time.Second)
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("the fast receiver waited %s behind the slow one", took)
+		}
 		close(slow.block)
 		slow.wait(t, 1, 5*time.Second)
+	})
+}
+
+// TestWebhookWakesWithoutPolling: a delivery queued by this process is sent
+// at once, not at the next poll.
+func TestWebhookWakesWithoutPolling(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, dsn string) {
+		rcv := newReceiver(t, 0)
+		s := newTestServer(t, dsn, func(c *Config) {
+			withWebhooks([]string{"*"}, rcv)(c)
+			c.webhookWorker = func(w *webhook.WorkerConfig) { w.PullWait = time.Hour }
+		})
+		time.Sleep(100 * time.Millisecond) // past the first look at start
+		start := time.Now()
+		record(t, s.app.store, model.EventSessionRevoked, time.Now())
+		rcv.wait(t, 1, 5*time.Second)
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("delivered after %s", took)
+		}
 	})
 }
 

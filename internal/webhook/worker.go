@@ -52,11 +52,12 @@ func Targets(eps []Endpoint) []db.WebhookTarget {
 
 // WorkerConfig tunes the delivery loop; zero fields take the defaults.
 type WorkerConfig struct {
-	// PullCount is the most deliveries to one webhook claimed per batch
-	// (10): a slow webhook holds a batch up for at most one Timeout, as
-	// its deliveries go out side by side.
+	// PullCount is the most deliveries to one webhook claimed at once
+	// (10). Each webhook has a loop of its own: a slow one delays only its
+	// own deliveries.
 	PullCount int
-	// Concurrency is the most requests in flight at once (16).
+	// Concurrency is the most requests in flight to one webhook at once
+	// (PullCount).
 	Concurrency int
 	// PullWait is how often the outbox is read when nothing wakes the
 	// worker (1s): deliveries queued by other processes, and retries that
@@ -116,7 +117,7 @@ func NewWorker(store *db.DB, eps []Endpoint, cfg WorkerConfig, log *slog.Logger)
 		w.cfg.PullCount = 10
 	}
 	if w.cfg.Concurrency < 1 {
-		w.cfg.Concurrency = 16
+		w.cfg.Concurrency = w.cfg.PullCount
 	}
 	seen := map[string]bool{}
 	for i, e := range eps {
@@ -155,8 +156,10 @@ func NewWorker(store *db.DB, eps []Endpoint, cfg WorkerConfig, log *slog.Logger)
 // delivery was queued inside a transaction that had not committed yet.
 var quickPolls = []time.Duration{20 * time.Millisecond, 100 * time.Millisecond, 400 * time.Millisecond}
 
-// Run delivers until ctx ends: at once when this process queues a delivery,
-// every PullWait otherwise, and back to back while full batches come.
+// Run delivers until ctx ends, each webhook in a loop of its own (so a
+// receiver that hangs holds up only its own deliveries): at once when this
+// process queues a delivery, every PullWait otherwise, and back to back
+// while full batches come.
 func (w *Worker) Run(ctx context.Context) {
 	if len(w.endpoints) == 0 {
 		<-ctx.Done()
@@ -164,6 +167,30 @@ func (w *Worker) Run(ctx context.Context) {
 	}
 	wake, stop := w.store.WebhookDeliveriesQueued()
 	defer stop()
+	wakes := make([]chan struct{}, len(w.endpoints))
+	var wg sync.WaitGroup
+	for i, ep := range w.endpoints {
+		wakes[i] = make(chan struct{}, 1)
+		wg.Go(func() { w.loop(ctx, ep, wakes[i]) })
+	}
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+			for _, c := range wakes {
+				select {
+				case c <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// loop delivers to ep until ctx ends.
+func (w *Worker) loop(ctx context.Context, ep *endpoint, wake <-chan struct{}) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	quick := len(quickPolls)
@@ -183,9 +210,9 @@ func (w *Worker) Run(ctx context.Context) {
 			}
 		case <-timer.C:
 		}
-		n, full, err := w.DeliverBatch(ctx)
+		n, full, err := w.deliverTo(ctx, ep)
 		for err == nil && full && ctx.Err() == nil {
-			n, full, err = w.DeliverBatch(ctx)
+			n, full, err = w.deliverTo(ctx, ep)
 		}
 		next := w.cfg.PullWait
 		switch {
@@ -193,8 +220,10 @@ func (w *Worker) Run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			// Said once a minute at most while the same thing keeps
+			// failing (the database is down).
 			if err.Error() != lastErr || time.Since(lastLogged) > time.Minute {
-				w.log.Warn("webhooks: reading the outbox failed", "error", err)
+				w.log.Warn("webhooks: reading the outbox failed", "url", redact(ep.url), "error", err)
 				lastErr, lastLogged = err.Error(), time.Now()
 			}
 		case n == 0 && quick < len(quickPolls):
@@ -208,52 +237,50 @@ func (w *Worker) Run(ctx context.Context) {
 	}
 }
 
-// job is one claimed delivery with where it goes.
-type job struct {
-	ep    *endpoint
-	claim *db.DeliveryClaim
-	d     *model.WebhookDelivery
-}
-
-// DeliverBatch claims up to PullCount due deliveries per webhook, sends
-// them (at most Concurrency at once) and records each outcome as soon as it
-// is known. It returns how many it claimed and whether a webhook had more
+// DeliverBatch runs one batch for every webhook at once (see deliverTo):
+// it returns how many deliveries it claimed, and whether a webhook had more
 // due than it took.
 func (w *Worker) DeliverBatch(ctx context.Context) (int, bool, error) {
-	var jobs []job
-	full := false
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	total, full := 0, false
+	var errs []error
 	for _, ep := range w.endpoints {
-		c, err := w.store.ClaimDeliveries(ctx, ep.url, w.cfg.Clock(), w.cfg.PullCount, w.cfg.ClaimTimeout)
-		if err != nil {
-			// What was claimed already is sent: its claim would only run out.
-			if len(jobs) == 0 {
-				return 0, false, err
+		wg.Go(func() {
+			n, f, err := w.deliverTo(ctx, ep)
+			mu.Lock()
+			defer mu.Unlock()
+			total, full = total+n, full || f
+			if err != nil {
+				errs = append(errs, err)
 			}
-			w.log.Warn("webhooks: claiming deliveries failed", "url", redact(ep.url), "error", err)
-			break
-		}
-		full = full || len(c.Deliveries) == w.cfg.PullCount
-		for _, d := range c.Deliveries {
-			jobs = append(jobs, job{ep: ep, claim: c, d: d})
-		}
+		})
 	}
-	if len(jobs) == 0 {
-		return 0, false, nil
+	wg.Wait()
+	return total, full, errors.Join(errs...)
+}
+
+// deliverTo claims up to PullCount due deliveries to ep, sends them (at most
+// Concurrency at once) and records each outcome as soon as it is known. It
+// returns how many it claimed and whether all it could take were due.
+func (w *Worker) deliverTo(ctx context.Context, ep *endpoint) (int, bool, error) {
+	c, err := w.store.ClaimDeliveries(ctx, ep.url, w.cfg.Clock(), w.cfg.PullCount, w.cfg.ClaimTimeout)
+	if err != nil || len(c.Deliveries) == 0 {
+		return 0, false, err
 	}
 	sendCtx, cancel := context.WithTimeout(ctx, w.cfg.ClaimTimeout/2)
 	defer cancel()
 	sem := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup
-	for _, j := range jobs {
+	for _, d := range c.Deliveries {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			r := w.send(sendCtx, j.ep, j.d)
-			w.finish(ctx, j, r)
+			w.finish(ctx, ep, c, d, w.send(sendCtx, ep, d))
 		})
 	}
 	wg.Wait()
-	return len(jobs), full, nil
+	return len(c.Deliveries), len(c.Deliveries) == w.cfg.PullCount, nil
 }
 
 // result is how one try went.
@@ -320,37 +347,37 @@ func describe(err error, timeout time.Duration) error {
 	return err
 }
 
-// finish records r for j. The outcome is recorded even when ctx ended
+// finish records r for d. The outcome is recorded even when ctx ended
 // meanwhile (shutdown): what was sent must not be sent again needlessly.
-func (w *Worker) finish(ctx context.Context, j job, r result) {
+func (w *Worker) finish(ctx context.Context, ep *endpoint, claim *db.DeliveryClaim, d *model.WebhookDelivery, r result) {
 	now := w.cfg.Clock()
-	res := db.DeliveryResult{ID: j.d.ID, ResponseCode: r.code}
-	attempts := j.d.Attempts + 1
+	res := db.DeliveryResult{ID: d.ID, ResponseCode: r.code}
+	attempts := d.Attempts + 1
 	switch {
 	case r.untried:
 		res.Status, res.NextAttemptAt = db.DeliveryQueued, now
 	case r.err == nil:
 		res.Status, res.Attempted = db.DeliveryDelivered, true
-		w.log.Debug("webhooks: delivered", "delivery_id", j.d.ID, "event_id", j.d.EventID, "url", redact(j.ep.url), "attempts", attempts)
-	case attempts >= j.ep.maxAttempts:
+		w.log.Debug("webhooks: delivered", "delivery_id", d.ID, "event_id", d.EventID, "url", redact(ep.url), "attempts", attempts)
+	case attempts >= ep.maxAttempts:
 		res.Status, res.Attempted, res.Error, res.NextAttemptAt = db.DeliveryAbandoned, true, r.err.Error(), now
-		w.log.Warn("webhooks: delivery abandoned", "delivery_id", j.d.ID, "event_id", j.d.EventID, "url", redact(j.ep.url),
+		w.log.Warn("webhooks: delivery abandoned", "delivery_id", d.ID, "event_id", d.EventID, "url", redact(ep.url),
 			"attempts", attempts, "error", res.Error)
 	default:
 		res.Status, res.Attempted, res.Error = db.DeliveryQueued, true, r.err.Error()
 		res.NextAttemptAt = now.Add(w.backoff(attempts))
-		w.log.Info("webhooks: delivery failed, will retry", "delivery_id", j.d.ID, "event_id", j.d.EventID, "url", redact(j.ep.url),
+		w.log.Info("webhooks: delivery failed, will retry", "delivery_id", d.ID, "event_id", d.EventID, "url", redact(ep.url),
 			"attempts", attempts, "retry_at", res.NextAttemptAt, "error", res.Error)
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	ok, err := w.store.FinishDelivery(fctx, j.claim, res, now)
+	ok, err := w.store.FinishDelivery(fctx, claim, res, now)
 	switch {
 	case err != nil:
 		w.log.Warn("webhooks: recording a delivery failed; it will be sent again when its claim runs out",
-			"delivery_id", j.d.ID, "error", err)
+			"delivery_id", d.ID, "error", err)
 	case !ok:
-		w.log.Warn("webhooks: a delivery outlived its claim (taken over, or retried by an admin)", "delivery_id", j.d.ID)
+		w.log.Warn("webhooks: a delivery outlived its claim (taken over, or retried by an admin)", "delivery_id", d.ID)
 	}
 }
 
