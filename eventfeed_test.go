@@ -6,14 +6,17 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
 
 	"github.com/identityd/identityd/db/dbtest"
+	"github.com/identityd/identityd/internal/browsertest"
 	"github.com/identityd/identityd/model"
 )
 
@@ -460,4 +463,40 @@ func TestLiveFeedDropsASlowSubscriber(t *testing.T) {
 			t.Errorf("the slow subscriber got %d events before its end, want its buffer's worth", got)
 		}
 	})
+}
+
+// TestLiveFeedInThePlayground: GraphiQL at / runs the subscription (over
+// SSE, with the admin key from its headers editor) and shows an event as it
+// is made.
+func TestLiveFeedInThePlayground(t *testing.T) {
+	s := newTestServer(t, dbtest.NewSQLite(t), func(c *Config) { c.Serve.Introspection = true })
+	ctx := browsertest.New(t)
+	const sub = "subscription { identityEvents { id type } }"
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(s.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`.graphiql-execute-button`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('.graphiql-query-editor').innerText.includes('identitySchemas')`,
+			chromedp.WithPollingTimeout(20*time.Second)),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(`+strconv.Quote(sub)+`)`),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('.graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror')
+			.CodeMirror.setValue(JSON.stringify({Authorization: `+strconv.Quote("Bearer "+testAdminKey)+`}))`),
+		chromedp.Sleep(500*time.Millisecond),
+		chromedp.Click(chromedp.CSS(`.graphiql-execute-button`)),
+	)
+	if err != nil {
+		t.Fatalf("driving the playground: %v", err)
+	}
+	waitSubscribers(t, s, 1)
+	e := recordEvent(t, s, "identity.created", uuid.New())
+	err = chromedp.Do(ctx, chromedp.Poll[chromedp.Void](`document.querySelector('.graphiql-response').innerText.includes(`+strconv.Quote(e.ID.String())+`)`,
+		chromedp.WithPollingTimeout(20*time.Second)))
+	if err != nil {
+		text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`.graphiql-response`)))
+		t.Fatalf("the event %s did not show: %v; the response pane shows %q", e.ID, err, text)
+	}
+	// Stopping it in GraphiQL ends the subscription on the server.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`.graphiql-execute-button`))); err != nil {
+		t.Fatal(err)
+	}
+	waitSubscribers(t, s, 0)
 }

@@ -33,9 +33,12 @@
   // override any header, and turns a non-JSON answer (a proxy error page, a
   // 405, ...) into a readable GraphQL error instead of a JSON parse failure.
   function fetcher(params, opts) {
+    var subscription = isSubscription(params, opts);
     var headers = {
       'Content-Type': 'application/json',
-      Accept: 'application/graphql-response+json, application/json',
+      Accept: subscription
+        ? 'text/event-stream'
+        : 'application/graphql-response+json, application/json',
     };
     var extra = (opts && opts.headers) || {};
     Object.keys(extra).forEach(function (name) {
@@ -47,27 +50,121 @@
       });
       headers[name] = extra[name];
     });
+    if (subscription) {
+      return subscribe(params, headers);
+    }
     return fetch(endpoint, {
       method: 'POST',
       headers: headers,
       body: JSON.stringify(params),
-    }).then(function (res) {
-      return res.text().then(function (text) {
-        try {
-          return JSON.parse(text);
-        } catch (e) {
-          return {
-            errors: [
-              {
-                message:
-                  'HTTP ' + res.status + ' ' + res.statusText +
-                  ' (not a JSON answer): ' + text.slice(0, 500),
-              },
-            ],
-          };
-        }
-      });
+    }).then(readAnswer);
+  }
+
+  // readAnswer reads a JSON answer, or says what came instead.
+  function readAnswer(res) {
+    return res.text().then(function (text) {
+      try {
+        return JSON.parse(text);
+      } catch (e) {
+        return {
+          errors: [
+            {
+              message:
+                'HTTP ' + res.status + ' ' + res.statusText +
+                ' (not a JSON answer): ' + text.slice(0, 500),
+            },
+          ],
+        };
+      }
     });
+  }
+
+  // isSubscription: the operation to run is a subscription (identityEvents).
+  function isSubscription(params, opts) {
+    var doc = opts && opts.documentAST;
+    if (doc && doc.definitions) {
+      var ops = doc.definitions.filter(function (d) {
+        return d.kind === 'OperationDefinition';
+      });
+      var op = ops.filter(function (d) {
+        return !params.operationName || (d.name && d.name.value === params.operationName);
+      })[0];
+      return !!op && op.operation === 'subscription';
+    }
+    return /^\s*subscription\b/.test(String(params.query).replace(/#[^\n]*/g, ''));
+  }
+
+  // subscribe runs a subscription over Server-Sent Events (GraphQL over
+  // SSE: a POST that asks for text/event-stream), with the same headers as
+  // any request, the admin key included: a WebSocket could carry it only in
+  // its first message. GraphiQL reads the answers as they come; stopping
+  // (return) aborts the request at once, even while it waits for the next
+  // event, which a generator's own return would not do.
+  function subscribe(params, headers) {
+    var controller = new AbortController();
+    var events = stream(params, headers, controller.signal);
+    var iterator = {
+      next: function () {
+        return events.next();
+      },
+      return: function () {
+        controller.abort();
+        return events.return();
+      },
+    };
+    iterator[Symbol.asyncIterator] = function () {
+      return iterator;
+    };
+    return iterator;
+  }
+
+  async function* stream(params, headers, signal) {
+    try {
+      var res = await fetch(endpoint, {
+        method: 'POST',
+        headers: headers,
+        body: JSON.stringify(params),
+        signal: signal,
+      });
+      if ((res.headers.get('Content-Type') || '').indexOf('text/event-stream') !== 0) {
+        yield await readAnswer(res);
+        return;
+      }
+      var reader = res.body.getReader();
+      var decoder = new TextDecoder();
+      var buffer = '';
+      for (;;) {
+        var chunk = await reader.read();
+        if (chunk.done) {
+          return;
+        }
+        buffer += decoder.decode(chunk.value, { stream: true }).replace(/\r\n?/g, '\n');
+        var end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          var block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          var event = 'message';
+          var data = [];
+          block.split('\n').forEach(function (line) {
+            if (line.indexOf('event:') === 0) {
+              event = line.slice(6).trim();
+            } else if (line.indexOf('data:') === 0) {
+              data.push(line.slice(5).replace(/^ /, ''));
+            }
+          });
+          if (event === 'complete') {
+            return;
+          }
+          if (event === 'next' && data.length > 0) {
+            yield JSON.parse(data.join('\n'));
+          }
+        }
+      }
+    } catch (e) {
+      if (!signal.aborted) {
+        throw e;
+      }
+    }
   }
 
   // GraphiQL keeps tabs and query history in localStorage. shouldPersistHeaders
