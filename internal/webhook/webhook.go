@@ -5,9 +5,7 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"strings"
 	"time"
 
@@ -67,5 +65,3 @@ func (s *Service) List(ctx context.Context, first *int, after *string, f *model.
 func (s *Service) Retry(ctx context.Context, id uuid.UUID) (*model.WebhookDelivery, error) {
 	return s.store.RetryDelivery(ctx, id, s.now())
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -302,7 +303,7 @@ func (w *Worker) send(ctx context.Context, ep *endpoint, d *model.WebhookDeliver
 	}
 	id := d.ID.String()
 	ts := w.cfg.Clock().Unix()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.url, bytesReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.url, bytes.NewReader(body))
 	if err != nil {
 		return result{err: fmt.Errorf("build the request: %w", err)}
 	}
@@ -377,7 +378,7 @@ func (w *Worker) finish(ctx context.Context, ep *endpoint, claim *db.DeliveryCla
 		w.log.Warn("webhooks: recording a delivery failed; it will be sent again when its claim runs out",
 			"delivery_id", d.ID, "error", err)
 	case !ok:
-		w.log.Warn("webhooks: a delivery outlived its claim (taken over, or retried by an admin)", "delivery_id", d.ID)
+		w.log.Warn("webhooks: a delivery outlived its claim; another worker took it over", "delivery_id", d.ID)
 	}
 }
 
