@@ -182,6 +182,7 @@ func cmdIdentitiesImport(ctx context.Context, args []string, stdout, stderr io.W
 	}
 
 	log := newLogger(cfg.Log, stderr)
+	tuneRuntime(cfg, getenv, log) // as serve: hashes of cleartext passwords, and a larger GOGC
 	service, store, err := openIdentities(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -244,6 +245,13 @@ func cmdIdentitiesImport(ctx context.Context, args []string, stdout, stderr io.W
 		return fmt.Errorf("identities import: stopped after %d identities: %w", total, err)
 	}
 
+	if !dryRun && total > failed {
+		// The planner's statistics of tables that just grew: without them
+		// PostgreSQL reads them by full scans until autovacuum catches up.
+		if err := store.AnalyzeIdentities(ctx); err != nil {
+			log.Warn("updating the planner's statistics failed: run ANALYZE on the identity tables", "error", err)
+		}
+	}
 	took := time.Since(started)
 	rate := ""
 	if s := took.Seconds(); s > 0 && total > 0 {
@@ -308,8 +316,8 @@ func readBatches(ctx context.Context, r *itemReader, counted *countingReader, si
 }
 
 // importOne imports (or, for a dry run, checks) the parsed items of b
-// through the identity service, the path importIdentities takes, and sets
-// each item's errors. A failure of the whole call (a lost connection, two
+// through the identity service (ImportBulk: Import's checks, a COPY on
+// PostgreSQL) and sets each item's errors. A failure of the whole call (a lost connection, two
 // concurrent batches deadlocked on the same identifier) is tried again
 // twice before it fails every item.
 func importOne(ctx context.Context, service *identity.Service, b *importBatch, dryRun bool) {
@@ -336,7 +344,7 @@ func importOne(ctx context.Context, service *identity.Service, b *importBatch, d
 		if dryRun {
 			results, err = service.ImportDryRun(ctx, ins)
 		} else {
-			results, err = service.Import(ctx, ins)
+			results, err = service.ImportBulk(ctx, ins)
 		}
 		if err == nil || ctx.Err() != nil {
 			break
@@ -796,6 +804,7 @@ func cmdIdentitiesExport(ctx context.Context, args []string, stdout, stderr io.W
 	}
 
 	log := newLogger(cfg.Log, stderr)
+	tuneRuntime(cfg, getenv, log) // GOGC 400: an export allocates a page's rows after another
 	service, store, err := openIdentities(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -804,8 +813,7 @@ func cmdIdentitiesExport(ctx context.Context, args []string, stdout, stderr io.W
 
 	started := time.Now()
 	out := bufio.NewWriterSize(stdout, 256<<10)
-	enc := json.NewEncoder(out)
-	enc.SetEscapeHTML(false)
+	var line []byte
 	prog := newProgress(stderr, -1, "exporting")
 	n := 0
 	omitted := map[string]int{}
@@ -819,7 +827,8 @@ func cmdIdentitiesExport(ctx context.Context, args []string, stdout, stderr io.W
 				fmt.Fprintf(stderr, "identity %s: its TOTP key does not decrypt with the configured secrets (secrets.cipher, secrets.default): exported without it\n", k.ID)
 			}
 		}
-		if err := enc.Encode(k); err != nil {
+		line = append(k.AppendJSON(line[:0]), '\n')
+		if _, err := out.Write(line); err != nil {
 			return err
 		}
 		n++

@@ -98,6 +98,7 @@ func TestIdentitiesImportReportsBadLines(t *testing.T) {
 			`{"traits":{"email":"two@example.com"},"credentials":{"webauthn":{"config":{"credentials":[]}},"password":{"config":{"hashed_password":"$md5$nope"}}}}`,
 			`["not", "an", "object"]`,
 			`{"traits":{"email":"four@example.com"},"credentials":{"webauthn":{"type":"webauthn","identifiers":[]}}}`,
+			`{"traits":{"email":"five@example.com"},"metadata_admin":{"s":"tab\there, a \\ backslash, a \"quote\", é 🎉, \\N"}}`,
 		}, "\n"))
 		out, errOut, code := identitiesCmd(t, dsn, "import", file)
 		if code != 1 {
@@ -115,17 +116,20 @@ func TestIdentitiesImportReportsBadLines(t *testing.T) {
 				t.Errorf("stderr lacks %q:\n%s", want, errOut)
 			}
 		}
-		if strings.Contains(errOut, "line 1:") || strings.Contains(errOut, "line 9:") {
+		if strings.Contains(errOut, "line 1:") || strings.Contains(errOut, "line 9:") || strings.Contains(errOut, "line 10:") {
 			t.Errorf("a good line is reported:\n%s", errOut)
 		}
-		if !strings.Contains(out, "imported 2 of 8 identities, 6 failed") || !strings.Contains(out, "webauthn: credentials of this type are not imported: 1 identities") {
+		if !strings.Contains(out, "imported 3 of 9 identities, 6 failed") || !strings.Contains(out, "webauthn: credentials of this type are not imported: 1 identities") {
 			t.Errorf("summary: %q", out)
 		}
 		docs := exportLines(t, dsn, "--with-credentials")
-		if len(docs) != 2 {
-			t.Fatalf("%d identities stored, want 2", len(docs))
+		if len(docs) != 3 {
+			t.Fatalf("%d identities stored, want 3", len(docs))
 		}
-		one := docs[0]
+		if got := fmt.Sprint(byEmail(t, docs, "five@example.com")["metadata_admin"]); got != "map[s:tab\there, a \\ backslash, a \"quote\", é 🎉, \\N]" {
+			t.Errorf("metadata_admin = %q: text must come back exactly", got)
+		}
+		one := byEmail(t, docs, "one@example.com")
 		if one["id"] == "0b8c3c0e-1b8e-4a8b-9a4e-000000000001" {
 			t.Errorf("the document's id was kept; import gives new ids, as Kratos's does")
 		}
@@ -139,6 +143,18 @@ func TestIdentitiesImportReportsBadLines(t *testing.T) {
 			t.Errorf("password credential = %v, want the imported hash kept", pw)
 		}
 	})
+}
+
+// byEmail is the exported identity whose traits.email is email.
+func byEmail(t *testing.T, docs []map[string]any, email string) map[string]any {
+	t.Helper()
+	for _, d := range docs {
+		if traits, _ := d["traits"].(map[string]any); traits["email"] == email {
+			return d
+		}
+	}
+	t.Fatalf("no exported identity has the email %s", email)
+	return nil
 }
 
 // TestIdentitiesImportDryRun: a dry run reports what would fail, including
@@ -274,8 +290,8 @@ func TestIdentitiesExportFilters(t *testing.T) {
 	if strings.Contains(string(raw), "hashed_password") || strings.Contains(string(raw), `"config"`) {
 		t.Errorf("an export without --with-credentials shows a secret: %s", raw)
 	}
-	if creds, _ := all[0]["credentials"].(map[string]any); creds["password"] == nil {
-		t.Errorf("the password credential is not listed: %v", all[0])
+	if creds, _ := byEmail(t, all, "on@example.com")["credentials"].(map[string]any); creds["password"] == nil {
+		t.Errorf("the password credential is not listed: %v", all)
 	}
 	if docs := exportLines(t, dsn, "--filter-state", "inactive"); len(docs) != 1 || docs[0]["state"] != "inactive" {
 		t.Errorf("--filter-state inactive: %v", docs)

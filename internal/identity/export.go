@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
@@ -393,6 +394,70 @@ func kratosJSON(j json.RawMessage) model.JSON {
 	return model.JSON(j)
 }
 
+// ImportBulk is Import for bulk loads (the identities import command):
+// each item is checked and prepared by the same code as Import, and the
+// batch is stored with db.CopyIdentities, which on PostgreSQL sends it with
+// COPY and otherwise (or when an item collides) is CreateIdentities. Ids are
+// drawn as the items are prepared, so second-factor secrets are sealed and
+// keyed for the id the identity keeps, and a batch lists in about its input
+// order (items prepared in the same millisecond may swap).
+func (s *Service) ImportBulk(ctx context.Context, ins []*model.CreateIdentityInput) ([]ImportResult, error) {
+	if len(ins) > MaxImport {
+		return nil, model.Errorf(model.CodeBadUserInput, "at most %d identities can be imported per call, got %d", MaxImport, len(ins))
+	}
+	results, writes := s.prepareImport(ctx, ins, false)
+	var batch []*db.IdentityWrite
+	var at []int
+	for i, w := range writes {
+		if results[i].Err == nil {
+			if err := s.verifyNew(w, ins[i]); err != nil {
+				return nil, err
+			}
+			batch = append(batch, w)
+			at = append(at, i)
+		}
+	}
+	created, err := s.store.CopyIdentities(ctx, batch)
+	if err != nil {
+		return nil, err
+	}
+	for k, c := range created {
+		results[at[k]] = ImportResult{Identity: c.Identity, Err: c.Err}
+	}
+	return results, nil
+}
+
+// prepareImport prepares every item of an import at once, a few at a time
+// (hashing cleartext passwords is the slow part: the hasher bounds how many
+// run at once); dryRun swaps cleartext passwords for a stand-in hash.
+func (s *Service) prepareImport(ctx context.Context, ins []*model.CreateIdentityInput, dryRun bool) ([]ImportResult, []*db.IdentityWrite) {
+	results := make([]ImportResult, len(ins))
+	writes := make([]*db.IdentityWrite, len(ins))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := range next {
+				in := ins[i]
+				if in == nil {
+					results[i].Err = &model.Error{Code: model.CodeValidationFailed, Message: "the item is null: give an identity"}
+					continue
+				}
+				if dryRun {
+					in = dryRunInput(in)
+				}
+				writes[i], results[i].Err = s.prepareCreate(ctx, in)
+			}
+		})
+	}
+	for i := range ins {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return results, writes
+}
+
 // ImportDryRun checks ins as Import would and writes nothing: every item is
 // validated and prepared as for Import, and the batch is written in a
 // transaction that is rolled back, so identifiers or addresses taken by
@@ -403,23 +468,7 @@ func (s *Service) ImportDryRun(ctx context.Context, ins []*model.CreateIdentityI
 	if len(ins) > MaxImport {
 		return nil, model.Errorf(model.CodeBadUserInput, "at most %d identities can be imported per call, got %d", MaxImport, len(ins))
 	}
-	results := make([]ImportResult, len(ins))
-	writes := make([]*db.IdentityWrite, len(ins))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for i := range next {
-				writes[i], results[i].Err = s.prepareCreate(ctx, dryRunInput(ins[i]))
-			}
-		})
-	}
-	for i := range ins {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-
+	results, writes := s.prepareImport(ctx, ins, true)
 	var batch []*db.IdentityWrite
 	var at []int
 	for i, w := range writes {
@@ -625,4 +674,203 @@ func plainJSON(v any) json.RawMessage {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v) // only plain structs of strings come here
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// AppendJSON appends k as one line of JSON, as encoding/json would write it
+// (same keys, same omissions, HTML characters not escaped) at a fraction of
+// the cost: an export of a million identities spent a quarter of its time in
+// encoding/json's reflection and its re-scan of every embedded document.
+// Embedded documents (traits, metadata, configs) are written as stored,
+// compacted when they hold a line break, so each identity stays on one line.
+func (k *KratosIdentity) AppendJSON(b []byte) []byte {
+	b = append(b, `{"id":"`...)
+	b = append(b, k.ID.String()...)
+	b = append(b, `","schema_id":`...)
+	b = appendJSONString(b, k.SchemaID)
+	b = append(b, `,"state":`...)
+	b = appendJSONString(b, k.State)
+	if k.StateChangedAt != nil {
+		b = append(b, `,"state_changed_at":`...)
+		b = appendJSONTime(b, *k.StateChangedAt)
+	}
+	b = append(b, `,"traits":`...)
+	b = appendRawJSON(b, k.Traits)
+	if k.ExternalID != nil {
+		b = append(b, `,"external_id":`...)
+		b = appendJSONString(b, *k.ExternalID)
+	}
+	if len(k.Credentials) > 0 {
+		b = append(b, `,"credentials":{`...)
+		for i, typ := range slices.Sorted(maps.Keys(k.Credentials)) {
+			c := k.Credentials[typ]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, typ)
+			b = append(b, `:{"type":`...)
+			b = appendJSONString(b, c.Type)
+			b = append(b, `,"identifiers":`...)
+			if c.Identifiers == nil {
+				b = append(b, "null"...)
+			} else {
+				b = append(b, '[')
+				for j, id := range c.Identifiers {
+					if j > 0 {
+						b = append(b, ',')
+					}
+					b = appendJSONString(b, id)
+				}
+				b = append(b, ']')
+			}
+			if len(c.Config) > 0 {
+				b = append(b, `,"config":`...)
+				b = appendRawJSON(b, c.Config)
+			}
+			b = append(b, `,"version":`...)
+			b = strconv.AppendInt(b, int64(c.Version), 10)
+			b = append(b, `,"created_at":`...)
+			b = appendJSONTime(b, c.CreatedAt)
+			b = append(b, `,"updated_at":`...)
+			b = appendJSONTime(b, c.UpdatedAt)
+			b = append(b, '}')
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `,"verifiable_addresses":`...)
+	if k.VerifiableAddresses == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, a := range k.VerifiableAddresses {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"id":"`...)
+			b = append(b, a.ID.String()...)
+			b = append(b, `","value":`...)
+			b = appendJSONString(b, a.Value)
+			b = append(b, `,"verified":`...)
+			b = strconv.AppendBool(b, a.Verified)
+			b = append(b, `,"via":`...)
+			b = appendJSONString(b, a.Via)
+			b = append(b, `,"status":`...)
+			b = appendJSONString(b, a.Status)
+			if a.VerifiedAt != nil {
+				b = append(b, `,"verified_at":`...)
+				b = appendJSONTime(b, *a.VerifiedAt)
+			}
+			b = append(b, `,"created_at":`...)
+			b = appendJSONTime(b, a.CreatedAt)
+			b = append(b, `,"updated_at":`...)
+			b = appendJSONTime(b, a.UpdatedAt)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"recovery_addresses":`...)
+	if k.RecoveryAddresses == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, a := range k.RecoveryAddresses {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"id":"`...)
+			b = append(b, a.ID.String()...)
+			b = append(b, `","value":`...)
+			b = appendJSONString(b, a.Value)
+			b = append(b, `,"via":`...)
+			b = appendJSONString(b, a.Via)
+			b = append(b, `,"created_at":`...)
+			b = appendJSONTime(b, a.CreatedAt)
+			b = append(b, `,"updated_at":`...)
+			b = appendJSONTime(b, a.UpdatedAt)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"metadata_public":`...)
+	b = appendRawJSON(b, k.MetadataPublic)
+	b = append(b, `,"metadata_admin":`...)
+	b = appendRawJSON(b, k.MetadataAdmin)
+	b = append(b, `,"created_at":`...)
+	b = appendJSONTime(b, k.CreatedAt)
+	b = append(b, `,"updated_at":`...)
+	b = appendJSONTime(b, k.UpdatedAt)
+	return append(b, '}')
+}
+
+// appendRawJSON appends a stored document: null when empty, compacted when
+// it spans lines.
+func appendRawJSON(b []byte, raw json.RawMessage) []byte {
+	if len(raw) == 0 {
+		return append(b, "null"...)
+	}
+	if bytes.ContainsAny(raw, "\n\r") {
+		var buf bytes.Buffer
+		if json.Compact(&buf, raw) == nil {
+			return append(b, buf.Bytes()...)
+		}
+	}
+	return append(b, raw...)
+}
+
+// appendJSONTime appends t as encoding/json writes a time.Time.
+func appendJSONTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+// appendJSONString appends s as a JSON string as encoding/json writes it
+// without HTML escaping: quotes, backslashes and control characters
+// escaped, invalid UTF-8 as U+FFFD, U+2028 and U+2029 escaped.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
