@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -499,4 +500,69 @@ func TestLiveFeedInThePlayground(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSubscribers(t, s, 0)
+}
+
+// TestLiveFeedTellsADroppedSubscriberWhy: a client that stops reading is
+// dropped once the server's buffers are full, and finds out why at the end
+// of its stream; the server's read and write timeouts, made for requests,
+// do not cut streams that are read.
+func TestLiveFeedTellsADroppedSubscriberWhy(t *testing.T) {
+	s := newTestServer(t, dbtest.NewSQLite(t), nil)
+	// The server as serve runs it, with short timeouts.
+	srv := httptest.NewUnstartedServer(s.app.handler)
+	srv.Config.ReadTimeout = 300 * time.Millisecond
+	srv.Config.WriteTimeout = 300 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	timed := &testServer{URL: srv.URL, app: s.app}
+
+	reader := openSSE(t, timed, testAdminKey, nil)
+	ws := dialFeed(t, timed, nil, map[string]any{"Authorization": "Bearer " + testAdminKey})
+	ws.subscribe("1", nil)
+	stalled := openSSE(t, timed, testAdminKey, nil)
+	waitSubscribers(t, s, 3)
+	time.Sleep(time.Second) // past both timeouts
+	e := recordEvent(t, s, "identity.created", uuid.New())
+	if got, _ := reader.next(); got.ID != e.ID.String() {
+		t.Fatalf("sse after the timeouts: %+v, want %s", got, e.ID)
+	}
+	if got := ws.next("1"); got.ID != e.ID.String() {
+		t.Fatalf("ws after the timeouts: %+v, want %s", got, e.ID)
+	}
+	reader.cancel()
+	_ = ws.c.CloseNow()
+	waitSubscribers(t, s, 1)
+
+	// stalled reads nothing while many events are made: the socket's
+	// buffers fill, then the feed's, and it is dropped.
+	for batch := 0; s.app.feed.Subscribers() > 0; batch++ {
+		if batch == 100 {
+			t.Fatal("the stalled subscriber was never dropped")
+		}
+		events := make([]*model.Event, 1000)
+		for i := range events {
+			events[i] = model.NewEvent(context.Background(), "identity.imported", uuid.New(), false, time.Now())
+		}
+		if err := s.app.store.RecordEvents(context.Background(), events...); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var last []gqlError
+	n := 0
+	for {
+		name, data := stalled.event()
+		if name == "complete" {
+			break
+		}
+		var r struct {
+			Errors []gqlError `json:"errors"`
+		}
+		_ = json.Unmarshal(data, &r)
+		last = r.Errors
+		n++
+	}
+	if len(last) != 1 || last[0].Extensions["code"] != "UNAVAILABLE" || !strings.Contains(last[0].Message, "fell behind") {
+		t.Errorf("after %d events the stream ended with %+v, want UNAVAILABLE saying it fell behind", n, last)
+	}
 }
