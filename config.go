@@ -91,7 +91,7 @@ type WebhookConfig struct {
 	// MaxAttempts is how many times a delivery is tried before it is
 	// abandoned (8 when absent): with the backoff (30s, doubled each time,
 	// at most 1h) eight tries span about an hour.
-	MaxAttempts int `yaml:"max_attempts"`
+	MaxAttempts int `yaml:"max_attempts" json:"max_attempts"`
 }
 
 // SecretsConfig is the server's secrets.

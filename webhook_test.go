@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -740,5 +741,36 @@ func TestWebhookConfig(t *testing.T) {
 				t.Errorf("the error repeats the secret: %v", err)
 			}
 		})
+	}
+}
+
+// TestWebhookConfigLoad: webhooks from YAML and from the WEBHOOKS variable
+// (JSON), max_attempts included.
+func TestWebhookConfigLoad(t *testing.T) {
+	path := t.TempDir() + "/config.yaml"
+	yaml := "webhooks:\n  - url: https://crm.example.com/hooks\n    events: [\"identity.*\", session.created]\n    secret: " +
+		testWebhookSecret + "\n    max_attempts: 3\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := WebhookConfig{URL: "https://crm.example.com/hooks", Events: []string{"identity.*", "session.created"}, Secret: testWebhookSecret, MaxAttempts: 3}
+	if len(cfg.Webhooks) != 1 || fmt.Sprint(cfg.Webhooks[0]) != fmt.Sprint(want) {
+		t.Errorf("from YAML: %+v", cfg.Webhooks)
+	}
+	env := map[string]string{"WEBHOOKS": `[{"url":"http://127.0.0.1:8080/h","events":["*"],"secret":"` + testWebhookSecret + `","max_attempts":2}]`}
+	cfg, err = loadConfig("", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Webhooks) != 1 || cfg.Webhooks[0].URL != "http://127.0.0.1:8080/h" || cfg.Webhooks[0].MaxAttempts != 2 {
+		t.Errorf("from the environment: %+v", cfg.Webhooks)
+	}
+	env["WEBHOOKS"] = `[{"url":"http://127.0.0.1:8080/h","events":["*"],"secret":"whsec_short"}]`
+	if _, err := loadConfig("", func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "webhooks[0].secret") {
+		t.Errorf("a bad secret from the environment: %v", err)
 	}
 }
