@@ -566,3 +566,26 @@ func TestLiveFeedTellsADroppedSubscriberWhy(t *testing.T) {
 		t.Errorf("after %d events the stream ended with %+v, want UNAVAILABLE saying it fell behind", n, last)
 	}
 }
+
+// TestLiveFeedAdminListener: with serve.admin_address, an admin key in
+// connection_init works on the admin listener only.
+func TestLiveFeedAdminListener(t *testing.T) {
+	pub := newTestServer(t, dbtest.NewSQLite(t), func(c *Config) { c.Serve.AdminAddress = "127.0.0.1:0" })
+	adm := httptest.NewServer(pub.app.adminHandler)
+	t.Cleanup(adm.Close)
+	admin := &testServer{URL: adm.URL, app: pub.app}
+	init := map[string]any{"Authorization": "Bearer " + testAdminKey}
+
+	ws := dialFeed(t, pub, nil, init)
+	ws.subscribe("1", nil)
+	if got := ws.refusal("1"); got != "UNAUTHENTICATED" {
+		t.Errorf("admin key on the public listener: %q, want UNAUTHENTICATED", got)
+	}
+	ws = dialFeed(t, admin, nil, init)
+	ws.subscribe("1", nil)
+	waitSubscribers(t, pub, 1)
+	e := recordEvent(t, pub, "identity.created", uuid.New())
+	if got := ws.next("1"); got.ID != e.ID.String() {
+		t.Errorf("admin listener: %+v, want %s", got, e.ID)
+	}
+}
