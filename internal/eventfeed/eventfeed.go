@@ -269,12 +269,16 @@ func (b *Broker) runSQLite(ctx context.Context) {
 	cursor := int64(-1)
 	for {
 		if b.Subscribers() == 0 {
+			// Wait for one; the wake-up may be stale (one who has left),
+			// so look again: polling from no subscriber's start would
+			// read the whole table.
 			cursor = -1
 			select {
 			case <-ctx.Done():
 				return
 			case <-b.joined:
 			}
+			continue
 		}
 		if cursor < 0 {
 			cursor = b.oldestFromRow()
