@@ -453,3 +453,40 @@ func TestEventsRetention(t *testing.T) {
 		t.Errorf("a 30m retention: %v, want refused", err)
 	}
 }
+
+func TestEventsMFA(t *testing.T) {
+	mfaEach(t, nil, func(t *testing.T, e *mfaEnv) {
+		s := e.s
+		token, id := e.register(t, "mia@example.com")
+		secret := e.enroll(t, token)
+		codes := e.generateLookup(t, token)
+		evs := s.evSince(t, 2)
+		evWantTypes(t, "confirmTotp, generateLookupSecrets", evs, "credential.added", "credential.added")
+		if len(evs) == 2 && (evData(evs[0], "credential_type") != "totp" || evData(evs[1], "credential_type") != "lookup_secret" ||
+			evs[0].Actor.Kind != "IDENTITY") {
+			t.Errorf("credential.added: %+v", evs)
+		}
+
+		tok2, _ := e.login(t, "mia@example.com")
+		e.lift(t, tok2, map[string]any{"lookupSecret": codes[0]})
+		evs = s.evSince(t, 4)
+		evWantTypes(t, "login, loginSecondFactor", evs, "session.created", "second_factor.used")
+		if len(evs) == 2 && evData(evs[1], "method") != "lookup_secret" {
+			t.Errorf("second_factor.used data %v", evs[1].Data)
+		}
+
+		e.deleteCredential(t, id, "TOTP")
+		evs = s.evSince(t, 6)
+		evWantTypes(t, "deleteIdentityCredential", evs, "credential.removed", "session.revoked")
+		if len(evs) == 2 && (evData(evs[0], "credential_type") != "totp" || evs[0].Actor.Kind != "ADMIN" || evData(evs[1], "count") != "2") {
+			t.Errorf("deleteIdentityCredential events: %+v", evs)
+		}
+
+		raw := strings.ToLower(evRaw(t, e.dsn))
+		for _, secret := range append([]string{strings.ToLower(secret), token, tok2}, codes...) {
+			if strings.Contains(raw, strings.ToLower(secret)) {
+				t.Errorf("an events row holds a secret %q", secret)
+			}
+		}
+	})
+}

@@ -141,7 +141,7 @@ func insertCodes(ctx context.Context, idb bun.IDB, codes []*Code) error {
 // handed over by an admin) in one transaction; NOT_FOUND when the code's
 // identity does not exist.
 func (db *DB) IssueCode(ctx context.Context, c *Code, msg *model.CourierMessage) error {
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		found, err := tx.NewSelect().Model((*identityRow)(nil)).ColumnExpr("1").Where("id = ?", c.IdentityID).Exists(ctx)
 		if err != nil {
 			return err
@@ -281,7 +281,7 @@ func (db *DB) verifyAddress(ctx context.Context, idb bun.IDB, identityID uuid.UU
 // address left the identity's traits since it was sent.
 func (db *DB) VerifyAddress(ctx context.Context, c *Code, now time.Time) (*model.VerifiableAddress, error) {
 	var out *model.VerifiableAddress
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := consumeCode(ctx, tx, c.ID, now); err != nil {
 			return err
 		}
@@ -321,7 +321,7 @@ type Recovery struct {
 func (db *DB) Recover(ctx context.Context, r *Recovery) error {
 	now := r.Now.UTC()
 	id := r.Code.IdentityID
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := consumeCode(ctx, tx, r.Code.ID, now); err != nil {
 			return err
 		}
@@ -393,7 +393,7 @@ type CodeSignIn struct {
 func (db *DB) SignInWithCode(ctx context.Context, r *CodeSignIn) error {
 	now := r.Now.UTC()
 	c := r.Code
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := consumeCode(ctx, tx, c.ID, now); err != nil {
 			return err
 		}
@@ -506,7 +506,7 @@ func (db *DB) RecordCodeRequest(ctx context.Context, keys []ThrottleKey, window 
 ins AS (INSERT INTO code_requests (id, purpose, address, created_at) SELECT ?::uuid, ?, ?, ?::timestamptz FROM r WHERE r.until = 0)
 SELECT until FROM r`, args...).Scan(ctx, &until)
 	default:
-		err = db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		err = db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 			if len(keys) > 0 && db.kind == SQLite {
 				var err error
 				if until, err = reserveSQLite(ctx, tx, res); err != nil || until != 0 {
@@ -561,7 +561,7 @@ type CodeDispatch struct {
 // requests it resolved.
 func (db *DB) ResolveCodeRequests(ctx context.Context, limit int, resolve func(CodeRequest, []CodeTarget) *CodeDispatch) (int, error) {
 	n := 0
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var reqs []*codeRequestRow
 		q := tx.NewSelect().Model(&reqs).OrderExpr("id").Limit(int64(limit))
 		if db.kind == Postgres {

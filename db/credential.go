@@ -114,7 +114,7 @@ func (db *DB) ReplacePasswordHash(ctx context.Context, identityID uuid.UUID, old
 // change never lands without the sessions it was meant to end.
 func (db *DB) SetPassword(ctx context.Context, identityID uuid.UUID, hash string, now time.Time, keep *uuid.UUID) error {
 	now = now.UTC()
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := db.setPassword(ctx, tx, identityID, hash, now, false); err != nil {
 			return err
 		}

@@ -199,6 +199,13 @@ func (db *DB) insertEvents(ctx context.Context, idb bun.IDB, events []*model.Eve
 		wakeWebhookWorkers(db)
 	}
 	if db.kind == Postgres {
+		ids := make([]uuid.UUID, len(events))
+		for i, e := range events {
+			ids[i] = e.ID
+		}
+		if deferNotify(ctx, ids) {
+			return nil // announced after the commit (runInTx)
+		}
 		for _, e := range events {
 			if _, err := idb.ExecContext(ctx, "SELECT pg_notify(?, ?)", EventsChannel, e.ID.String()); err != nil {
 				return err
@@ -214,7 +221,7 @@ func (db *DB) RecordEvents(ctx context.Context, events ...*model.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	return wrap(db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return wrap(db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		return db.insertEvents(ctx, tx, events)
 	}))
 }

@@ -244,7 +244,7 @@ func utcPtr(t *time.Time) *time.Time {
 // fails the whole write with IDENTIFIER_TAKEN errors naming each taken field.
 func (db *DB) CreateIdentity(ctx context.Context, w *IdentityWrite) (*model.Identity, error) {
 	var rows []*newIdentityRows
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) (err error) {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) (err error) {
 		if rows, err = insertBulk(ctx, tx, []*IdentityWrite{w}); err != nil {
 			return err
 		}
@@ -276,7 +276,7 @@ func (db *DB) UpdateIdentity(ctx context.Context, id uuid.UUID, change func(cur 
 func (db *DB) UpdateIdentityWithOIDC(ctx context.Context, id uuid.UUID, change func(cur *model.Identity, links []OIDCProvider) (*IdentityWrite, error)) (*model.Identity, error) {
 	var w *IdentityWrite
 	var out *model.Identity
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		row := new(identityRow)
 		q := tx.NewSelect().Model(row).Where("id = ?", id)
 		if db.kind == Postgres {
@@ -345,7 +345,7 @@ func (db *DB) UpdateIdentityWithOIDC(ctx context.Context, id uuid.UUID, change f
 // identity.deleted event is written in the same transaction.
 func (db *DB) DeleteIdentity(ctx context.Context, id uuid.UUID, now time.Time) error {
 	var n int64
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		res, err := tx.NewDelete().Model((*identityRow)(nil)).Where("id = ?", id).Exec(ctx)
 		if err != nil {
 			return err
@@ -779,7 +779,7 @@ type Created struct {
 // back.
 func (db *DB) CreateIdentities(ctx context.Context, ws []*IdentityWrite) ([]Created, error) {
 	out := make([]Created, len(ws))
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		// The common case, every item fine, goes in one multi-row insert per
 		// table; only when that fails is each item tried on its own.
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT import_batch"); err != nil {

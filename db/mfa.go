@@ -81,7 +81,7 @@ func (db *DB) SecondFactors(ctx context.Context, identityID uuid.UUID) ([]Stored
 // TOTP key, and lifts a session when lift is not nil: one transaction.
 func (db *DB) PutSecondFactor(ctx context.Context, identityID uuid.UUID, f SecondFactor, mustBeNew bool, lift *SessionLift, now time.Time) error {
 	now = now.UTC()
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		q := tx.NewUpdate().Model((*credentialRow)(nil)).
 			Set("config = ?", rawJSON(f.Config)).Set("version = version + 1").Set("updated_at = ?", now).
 			Where("identity_id = ? AND type = ?", identityID, f.Type)
@@ -130,7 +130,7 @@ func (db *DB) PutSecondFactor(ctx context.Context, identityID uuid.UUID, f Secon
 func (db *DB) UseSecondFactor(ctx context.Context, f StoredSecondFactor, config []byte, lift *SessionLift, now time.Time) (bool, error) {
 	now = now.UTC()
 	won := false
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		res, err := tx.NewUpdate().Model((*credentialRow)(nil)).
 			Set("config = ?", rawJSON(config)).Set("version = version + 1").Set("updated_at = ?", now).
 			Where("id = ? AND version = ?", f.ID, f.Version).Exec(ctx)
@@ -164,7 +164,7 @@ func (db *DB) UseSecondFactor(ctx context.Context, f StoredSecondFactor, config 
 func (db *DB) DeleteSecondFactor(ctx context.Context, identityID uuid.UUID, typ string, endAAL2 bool, now time.Time) (int, error) {
 	now = now.UTC()
 	ended := 0
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		// Emptied rather than deleted: a row that the schema's identifiers
 		// still point at stays, without a secret, as writes leave it.
 		res, err := tx.NewUpdate().Model((*credentialRow)(nil)).

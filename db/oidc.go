@@ -69,7 +69,7 @@ func (db *DB) CreateOIDCFlow(ctx context.Context, f *OIDCFlow) error {
 // The caller checks the binding and the expiry.
 func (db *DB) TakeOIDCFlow(ctx context.Context, stateHash []byte) (*OIDCFlow, error) {
 	var out *OIDCFlow
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		row := new(oidcFlowRow)
 		if err := tx.NewSelect().Model(row).Where("state_hash = ?", stateHash).Scan(ctx); err != nil {
 			return notFound(err, "flow")
@@ -227,7 +227,7 @@ func storeOIDC(ctx context.Context, tx bun.Tx, id uuid.UUID, c *oidcCredential, 
 // /provider). NOT_FOUND when the identity does not exist.
 func (db *DB) LinkOIDC(ctx context.Context, id uuid.UUID, link OIDCProvider, now time.Time) error {
 	now = now.UTC()
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		c, err := db.lockOIDC(ctx, tx, id)
 		if err != nil {
 			return err
@@ -279,7 +279,7 @@ var signInCredentialTypes = []string{CredentialPassword, "passkey", "webauthn", 
 // link).
 func (db *DB) UnlinkOIDC(ctx context.Context, id uuid.UUID, provider string, now time.Time) error {
 	now = now.UTC()
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		c, err := db.lockOIDC(ctx, tx, id)
 		if err != nil {
 			return err
@@ -323,7 +323,7 @@ func (db *DB) UnlinkOIDC(ctx context.Context, id uuid.UUID, provider string, now
 // returns the identity as stored, with every relation.
 func (db *DB) CreateIdentityVerified(ctx context.Context, w *IdentityWrite, verified []Address) (*model.Identity, error) {
 	now := w.Identity.CreatedAt
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := insertBulk(ctx, tx, []*IdentityWrite{w}); err != nil {
 			return err
 		}

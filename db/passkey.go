@@ -198,7 +198,7 @@ func (db *DB) FindLoginIdentity(ctx context.Context, identifiers []string) (uuid
 // still gives identifiers keeps its row, empty.
 func (db *DB) UpdatePasskeys(ctx context.Context, identityID uuid.UUID, now time.Time, change func(cur *PasskeyCredential) (*PasskeyUpdate, error)) error {
 	now = now.UTC()
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var state string
 		q := tx.NewSelect().Model((*identityRow)(nil)).Column("state").Where("id = ?", identityID)
 		if db.kind == Postgres {
@@ -334,7 +334,7 @@ func clientKeyHash(key string) []byte {
 func (db *DB) PutPasskeyChallenge(ctx context.Context, c *PasskeyChallenge, keep int) error {
 	row := &passkeyChallengeRow{ID: c.ID, IdentityID: c.IdentityID, Kind: c.Kind, SessionData: rawJSON(c.SessionData),
 		ClientKey: clientKeyHash(c.ClientKey), ExpiresAt: c.ExpiresAt.UTC(), CreatedAt: c.CreatedAt.UTC()}
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
 			if isForeignKeyViolation(err) {
 				return model.Errorf(model.CodeNotFound, "identity not found")

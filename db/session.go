@@ -92,7 +92,7 @@ func methodsFromDB(raw rawJSON, authenticatedAt time.Time) []*model.Authenticati
 // CreateSession stores a new session and its session.created event, in
 // one transaction.
 func (db *DB) CreateSession(ctx context.Context, s *NewSession) error {
-	return wrap(db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return wrap(db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		return db.insertSession(ctx, tx, s)
 	}))
 }
@@ -226,7 +226,7 @@ func (db *DB) sessionStmt(ctx context.Context) (*sql.Stmt, error) {
 // same transaction.
 func (db *DB) RevokeSession(ctx context.Context, identityID, sessionID uuid.UUID, now time.Time) error {
 	found := false
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var owners []uuid.UUID
 		q := tx.NewUpdate().Model((*sessionRow)(nil)).
 			Set("active = ?", false).Set("updated_at = ?", now.UTC()).
@@ -259,7 +259,7 @@ func (db *DB) RevokeSession(ctx context.Context, identityID, sessionID uuid.UUID
 // ({count}) when any did, in one transaction.
 func (db *DB) RevokeSessions(ctx context.Context, identityID, keep uuid.UUID, now time.Time) (int, error) {
 	var n int
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) (err error) {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) (err error) {
 		n, err = db.revokeSessionsEvent(ctx, tx, identityID, keep, now, false)
 		return err
 	})
@@ -294,7 +294,7 @@ func revokeSessions(ctx context.Context, idb bun.IDB, identityID, keep uuid.UUID
 // session.extended event in the same transaction.
 func (db *DB) ExtendSession(ctx context.Context, sessionID uuid.UUID, expiresAt, now time.Time) (*model.Session, error) {
 	row := new(sessionRow)
-	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		_, err := tx.NewUpdate().Model(row).
 			Set("expires_at = ?", expiresAt.UTC()).Set("updated_at = ?", now.UTC()).
 			Where("id = ? AND active = ?", sessionID, true).Returning("*").Exec(ctx)
