@@ -774,3 +774,27 @@ func TestWebhookConfigLoad(t *testing.T) {
 		t.Errorf("a bad secret from the environment: %v", err)
 	}
 }
+
+// TestWebhookRedirectNotFollowed: a redirect is a failed try, and the
+// signed event never reaches where it points.
+func TestWebhookRedirectNotFollowed(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, dsn string) {
+		target := newReceiver(t, 0)
+		redirect := httptest.NewServer(http.RedirectHandler(target.URL, http.StatusTemporaryRedirect))
+		t.Cleanup(redirect.Close)
+		s := newTestServer(t, dsn, func(c *Config) {
+			c.Webhooks = []WebhookConfig{{URL: redirect.URL, Events: []string{"*"}, Secret: testWebhookSecret}}
+			c.manualWebhooks = true
+		})
+		e := record(t, s.app.store, model.EventIdentityCreated, time.Now())
+		s.step(t)
+		d := s.delivery(t, e, redirect.URL)
+		if d.Status != "QUEUED" || d.Attempts != 1 || d.LastResponseCode == nil || *d.LastResponseCode != 307 ||
+			d.LastError == nil || !strings.Contains(*d.LastError, "redirects are not followed") {
+			t.Errorf("after a redirect: %+v", d)
+		}
+		if n := target.requestCount(); n != 0 {
+			t.Errorf("the redirect was followed (%d requests)", n)
+		}
+	})
+}
