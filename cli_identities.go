@@ -223,6 +223,9 @@ func cmdIdentitiesImport(ctx context.Context, args []string, stdout, stderr io.W
 			total++
 			if len(it.errs) > 0 {
 				failed++
+				if ctx.Err() != nil {
+					continue // stopped: the summary says so, not an error per item
+				}
 				prog.clear()
 				for _, e := range it.errs {
 					fmt.Fprintf(stderr, "%s: %s\n", it.where, describe(e, it.doc))

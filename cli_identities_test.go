@@ -299,6 +299,11 @@ func TestIdentitiesExportFilters(t *testing.T) {
 	if docs := exportLines(t, dsn, "--filter-schema", "other"); len(docs) != 0 {
 		t.Errorf("--filter-schema other: %v", docs)
 	}
+	for _, args := range [][]string{{"import", "--help"}, {"export", "-h"}, {"--help"}} {
+		if out, errOut, code := identitiesCmd(t, dsn, args...); code != 0 || !strings.Contains(out, "--") {
+			t.Errorf("%v: exit %d, %q %q; want the flags on stdout", args, code, out, errOut)
+		}
+	}
 	for _, args := range [][]string{{"export", "--filter-state", "sleepy"}, {"export", "extra"}, {"import", "--batch", "1001"}, {"nothing"}} {
 		if _, errOut, code := identitiesCmd(t, dsn, args...); code == 0 || errOut == "" {
 			t.Errorf("%v: exit %d, stderr %q; want a refusal", args, code, errOut)

@@ -399,8 +399,10 @@ func kratosJSON(j json.RawMessage) model.JSON {
 // batch is stored with db.CopyIdentities, which on PostgreSQL sends it with
 // COPY and otherwise (or when an item collides) is CreateIdentities. Ids are
 // drawn as the items are prepared, so second-factor secrets are sealed and
-// keyed for the id the identity keeps, and a batch lists in about its input
-// order (items prepared in the same millisecond may swap).
+// keyed for the id the identity keeps (Import draws them again afterwards,
+// in input order). Identities therefore list in the order they were
+// prepared: about the input order within a batch, interleaved between
+// batches imported at once.
 func (s *Service) ImportBulk(ctx context.Context, ins []*model.CreateIdentityInput) ([]ImportResult, error) {
 	if len(ins) > MaxImport {
 		return nil, model.Errorf(model.CodeBadUserInput, "at most %d identities can be imported per call, got %d", MaxImport, len(ins))
