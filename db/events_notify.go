@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -16,11 +17,12 @@ import (
 // transaction that notifies commits one after another, each waiting for its
 // own fsync: measured, that halved createIdentity's throughput. The writes
 // of this package therefore run in runInTx, which collects the ids of the
-// events the transaction wrote and announces them once it has committed, in
-// one statement of its own that does not wait for a flush
-// (synchronous_commit off for it alone: a notification is not data, and the
-// feed polls for anything a crash made it miss). insertEvents called
-// outside runInTx still notifies inside its caller's transaction.
+// events the transaction wrote and, once it has committed, hands them to a
+// notifier that announces them in the background, many at once, in
+// statements of their own that do not wait for a flush (synchronous_commit
+// off for them alone: a notification is not data, and the feed polls for
+// anything a crash made it miss). insertEvents called outside runInTx still
+// notifies inside its caller's transaction.
 
 // notifyKey is where runInTx keeps the ids to announce.
 type notifyKey struct{}
@@ -36,7 +38,7 @@ func (db *DB) runInTx(ctx context.Context, fn func(ctx context.Context, tx bun.T
 	p := &pendingNotify{}
 	err := db.bun.RunInTx(context.WithValue(ctx, notifyKey{}, p), nil, fn)
 	if err == nil && len(p.ids) > 0 {
-		db.notifyEvents(context.WithoutCancel(ctx), p.ids)
+		db.announce(p.ids)
 	}
 	return err
 }
@@ -52,10 +54,59 @@ func deferNotify(ctx context.Context, ids []uuid.UUID) bool {
 	return ok
 }
 
+// notifier announces the committed events of one DB off the request path,
+// many in one statement: while one statement runs, the ids committed
+// meanwhile gather for the next, so under load the cost of announcing is
+// shared by many writes, and with none nothing runs (no goroutine waits).
+type notifier struct {
+	mu      sync.Mutex
+	pending []uuid.UUID
+	running bool
+}
+
+// notifiers holds each DB's notifier (the DB struct is shared code: this
+// keeps the outbox's plumbing in this file).
+var notifiers sync.Map // *DB → *notifier
+
+// announce queues ids to be announced, starting a flush unless one runs.
+func (db *DB) announce(ids []uuid.UUID) {
+	v, _ := notifiers.LoadOrStore(db, &notifier{})
+	n := v.(*notifier)
+	n.mu.Lock()
+	n.pending = append(n.pending, ids...)
+	start := !n.running
+	n.running = true
+	n.mu.Unlock()
+	if start {
+		go db.flushAnnouncements(n)
+	}
+}
+
+// flushAnnouncements announces what is queued, batch by batch, until the
+// queue is empty.
+func (db *DB) flushAnnouncements(n *notifier) {
+	for {
+		n.mu.Lock()
+		batch := n.pending
+		n.pending = nil
+		if len(batch) == 0 {
+			n.running = false
+			n.mu.Unlock()
+			return
+		}
+		n.mu.Unlock()
+		for len(batch) > 0 {
+			k := min(len(batch), 500)
+			db.notifyEvents(context.Background(), batch[:k])
+			batch = batch[k:]
+		}
+	}
+}
+
 // notifyEvents announces committed events, in one statement. An id of an
 // event rolled back with a savepoint is announced too: readers look events
 // up by id and skip those that do not exist. A failure is logged: the
-// change has committed, and the feed finds missed events by polling.
+// changes have committed, and the feed finds missed events by polling.
 func (db *DB) notifyEvents(ctx context.Context, ids []uuid.UUID) {
 	s := make([]string, len(ids))
 	for i, id := range ids {
