@@ -55,6 +55,17 @@ func (db *DB) EventsAfterID(ctx context.Context, after uuid.UUID, limit int) ([]
 	return out, nil
 }
 
+// EventIDsAfterID returns at most limit ids of events greater than after,
+// in order: what a poll needs to find the events it has not seen, without
+// reading those it has.
+func (db *DB) EventIDsAfterID(ctx context.Context, after uuid.UUID, limit int) ([]uuid.UUID, error) {
+	var ids []uuid.UUID
+	if err := db.bun.NewSelect().Table("events").Column("id").Where("id > ?", after).OrderExpr("id").Limit(int64(limit)).Scan(ctx, &ids); err != nil {
+		return nil, wrap(err)
+	}
+	return ids, nil
+}
+
 // LatestEventRow is, on SQLite, the rowid of the newest event (0 without
 // any). SQLite runs one write transaction at a time, so rowids are handed
 // out in commit order: polling "rowid > the last one read" misses nothing,

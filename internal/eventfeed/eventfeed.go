@@ -48,6 +48,11 @@ const (
 	lookback = 5 * time.Second
 	// readBatch is the most events read at once.
 	readBatch = 500
+	// sweepTicks: every this many pings, while listening, the table is
+	// polled all the same, for events whose announcement was lost (events
+	// are announced after their commit, by the process that made them,
+	// which may fail or die in between).
+	sweepTicks = 5
 	// patience is how long a subscriber with a full buffer may take to
 	// make room, once per batch of events, before it is ended.
 	patience = 200 * time.Millisecond
@@ -396,8 +401,8 @@ func (b *Broker) pollFor(ctx context.Context, d time.Duration) {
 }
 
 // catchUp reads, by id, the events after the cursor (looking back a
-// little, skipping those sent already) and sends them. With no subscriber
-// it only moves the cursor to now.
+// little) that have not been sent, and sends them. With no subscriber it
+// only moves the cursor to now.
 func (b *Broker) catchUp(ctx context.Context) {
 	if b.Subscribers() == 0 {
 		b.mu.Lock()
@@ -410,18 +415,34 @@ func (b *Broker) catchUp(ctx context.Context) {
 	from := lowerBound(idTime(b.cursor).Add(-lookback))
 	b.mu.Unlock()
 	for ctx.Err() == nil {
-		events, err := b.store.EventsAfterID(ctx, from, readBatch)
+		ids, err := b.store.EventIDsAfterID(ctx, from, readBatch)
+		if err == nil && len(ids) > 0 {
+			b.mu.Lock()
+			unseen := ids[:0:0]
+			for _, id := range ids {
+				if _, ok := b.seen[id]; !ok {
+					unseen = append(unseen, id)
+				}
+			}
+			b.mu.Unlock()
+			var events []*model.Event
+			if len(unseen) > 0 {
+				events, err = b.store.EventsByID(ctx, unseen)
+			}
+			if err == nil {
+				b.deliverNew(events)
+			}
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				b.opts.Logger.Warn("live feed: reading new events failed", "err", err)
 			}
 			return
 		}
-		b.deliverNew(events)
-		if len(events) < readBatch {
+		if len(ids) < readBatch {
 			return
 		}
-		from = events[len(events)-1].ID
+		from = ids[len(ids)-1]
 	}
 }
 
@@ -490,6 +511,7 @@ func (b *Broker) listen(ctx context.Context, l *db.EventListener) error {
 	})
 	t := time.NewTicker(pingInterval)
 	defer t.Stop()
+	ticks := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -506,7 +528,8 @@ func (b *Broker) listen(ctx context.Context, l *db.EventListener) error {
 			if err != nil && ctx.Err() == nil {
 				b.opts.Logger.Debug("live feed: ping failed", "err", err)
 			}
-			if overflow.Swap(false) {
+			ticks++
+			if overflow.Swap(false) || ticks%sweepTicks == 0 {
 				b.catchUp(ctx)
 			}
 		case id := <-ids:

@@ -293,3 +293,31 @@ func TestFilterAndIDs(t *testing.T) {
 		t.Errorf("idTime(lowerBound(t)) = %s, want %s", got, now.Truncate(time.Millisecond))
 	}
 }
+
+// TestBrokerFindsUnannouncedEvents: on PostgreSQL an event whose
+// announcement was lost (its process died after the commit) still arrives,
+// found by the sweep that polls while the listener works.
+func TestBrokerFindsUnannouncedEvents(t *testing.T) {
+	dsn := dbtest.NewPostgres(t)
+	store := dbtest.Open(t, dsn)
+	b := start(t, store, Options{})
+	waitListening(t, b, store)
+	ch, _ := b.Subscribe(context.Background(), nil)
+
+	sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn)))
+	defer sqldb.Close()
+	id := uuid.Must(uuid.NewV7())
+	if _, err := sqldb.ExecContext(context.Background(),
+		`INSERT INTO events (id, type, occurred_at, actor_kind) VALUES ($1, 'identity.created', now(), 'system')`, id.String()); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(t, ch); e.ID != id {
+		t.Fatalf("got %s, want %s", e.ID, id)
+	}
+	// Announced ones are not sent again by the sweep.
+	e := record(t, store, "identity.updated", uuid.New())
+	if got := next(t, ch); got.ID != e.ID {
+		t.Fatalf("got %s, want %s", got.ID, e.ID)
+	}
+	quiet(t, ch, time.Duration(sweepTicks+1)*pingInterval)
+}
