@@ -14,7 +14,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
+	"github.com/identityd/identityd/db"
 	"github.com/identityd/identityd/db/dbtest"
+	"github.com/identityd/identityd/model"
 )
 
 // A bcrypt hash (cost 4) of "correct horse battery staple".
@@ -125,6 +129,12 @@ func TestIdentitiesImportReportsBadLines(t *testing.T) {
 		docs := exportLines(t, dsn, "--with-credentials")
 		if len(docs) != 3 {
 			t.Fatalf("%d identities stored, want 3", len(docs))
+		}
+		// Each identity imported is an identity.imported event, written with
+		// it (on PostgreSQL after a COPY), as importIdentities writes them.
+		events, _, err := dbtest.Open(t, dsn).ListEvents(context.Background(), db.EventFilter{Types: []string{model.EventIdentityImported}}, uuid.Nil, 100)
+		if err != nil || len(events) != 3 {
+			t.Errorf("%d identity.imported events (%v), want 3", len(events), err)
 		}
 		if got := fmt.Sprint(byEmail(t, docs, "five@example.com")["metadata_admin"]); got != "map[s:tab\there, a \\ backslash, a \"quote\", é 🎉, \\N]" {
 			t.Errorf("metadata_admin = %q: text must come back exactly", got)

@@ -20,19 +20,16 @@ import (
 // than multi-row INSERTs (no statement of thousands of literals to parse
 // and plan). The rows are the ones CreateIdentities would write (rowsFor),
 // each column encoded from the row structs' bun fields, so a column added
-// to a row struct is copied too. When the batch does not go in whole (an
-// identifier or address taken, by a stored identity or inside the batch),
-// nothing of it stays and it is written again by CreateIdentities, which
-// reports each item on its own; so does a batch on SQLite, one with
-// messages to queue, or one with a value COPY's encoder does not know.
+// to a row struct is copied too; the writes' codes, messages and events
+// follow in the same transaction, as CreateIdentities writes them, and the
+// events are announced after the commit. When the batch does not go in
+// whole (an identifier or address taken, by a stored identity or inside the
+// batch), nothing of it stays and it is written again by CreateIdentities,
+// which reports each item on its own; so is a batch on SQLite, or one with
+// a value COPY's encoder does not know.
 func (db *DB) CopyIdentities(ctx context.Context, ws []*IdentityWrite) ([]Created, error) {
 	if db.kind != Postgres || len(ws) == 0 {
 		return db.CreateIdentities(ctx, ws)
-	}
-	for _, w := range ws {
-		if len(w.Messages) > 0 || len(w.Codes) > 0 {
-			return db.CreateIdentities(ctx, ws)
-		}
 	}
 	rows := make([]*newIdentityRows, len(ws))
 	var (
@@ -63,7 +60,7 @@ func (db *DB) CopyIdentities(ctx context.Context, ws []*IdentityWrite) ([]Create
 			copies = append(copies, c)
 		}
 	}
-	if err := db.copyInTx(ctx, copies); err != nil {
+	if err := db.copyInTx(ctx, copies, ws); err != nil {
 		if isUniqueViolation(err) {
 			return db.CreateIdentities(ctx, ws)
 		}
@@ -83,10 +80,13 @@ type copyIn struct {
 	rows  int
 }
 
-// copyInTx runs the COPYs in one transaction on one connection. A
-// connection whose transaction cannot be ended is discarded rather than
-// handed back to the pool mid-transaction.
-func (db *DB) copyInTx(ctx context.Context, copies []copyIn) (err error) {
+// copyInTx runs the COPYs, then the outbox of ws (insertOutbox), in one
+// transaction on one connection, and announces the events written once it
+// has committed, as runInTx does. A connection whose transaction cannot be
+// ended is discarded rather than handed back to the pool mid-transaction.
+func (db *DB) copyInTx(ctx context.Context, copies []copyIn, ws []*IdentityWrite) (err error) {
+	pending := &pendingNotify{}
+	ctx = context.WithValue(ctx, notifyKey{}, pending)
 	conn, err := db.bun.Conn(ctx)
 	if err != nil {
 		return err
@@ -108,8 +108,16 @@ func (db *DB) copyInTx(ctx context.Context, copies []copyIn) (err error) {
 			return err
 		}
 	}
-	_, err = conn.ExecContext(ctx, "COMMIT")
-	return err
+	if err := db.insertOutbox(ctx, &conn, ws); err != nil {
+		return err
+	}
+	if _, err = conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return err
+	}
+	if len(pending.ids) > 0 {
+		db.announce(pending.ids)
+	}
+	return nil
 }
 
 // encodeCopy lays out rows (a slice of pointers to a row struct) as a COPY

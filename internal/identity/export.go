@@ -415,6 +415,7 @@ func (s *Service) ImportBulk(ctx context.Context, ins []*model.CreateIdentityInp
 			if err := s.verifyNew(w, ins[i]); err != nil {
 				return nil, err
 			}
+			s.addEvent(ctx, w, model.EventIdentityImported, false)
 			batch = append(batch, w)
 			at = append(at, i)
 		}
