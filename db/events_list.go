@@ -78,11 +78,16 @@ func filterEvents(q *bun.SelectQuery, f EventFilter) *bun.SelectQuery {
 	if f.IdentityID != nil {
 		q = q.Where("identity_id = ?", *f.IdentityID)
 	}
+	// Ids are UUIDv7 made as the event is (occurred_at is read from the
+	// same clock within microseconds): bounding the id too lets the scan of
+	// the primary key or events_identity_idx start and stop near the time
+	// range instead of filtering every newer or older row. The margin
+	// covers any skew between the two; occurred_at decides exactly.
 	if f.Since != nil {
-		q = q.Where("occurred_at >= ?", f.Since.UTC())
+		q = q.Where("occurred_at >= ?", f.Since.UTC()).Where("id >= ?", idTimeBound(f.Since.Add(-idTimeMargin)))
 	}
 	if f.Until != nil {
-		q = q.Where("occurred_at < ?", f.Until.UTC())
+		q = q.Where("occurred_at < ?", f.Until.UTC()).Where("id < ?", idTimeBound(f.Until.Add(idTimeMargin)))
 	}
 	if len(f.Types) > 0 {
 		var exact, like []string
@@ -104,6 +109,26 @@ func filterEvents(q *bun.SelectQuery, f EventFilter) *bun.SelectQuery {
 		})
 	}
 	return q
+}
+
+// idTimeMargin is how far an event's id time may be from its occurred_at.
+const idTimeMargin = time.Minute
+
+// idTimeBound is the smallest UUIDv7 of t's millisecond: every id made
+// then or later sorts at or after it, every earlier one before.
+func idTimeBound(t time.Time) uuid.UUID {
+	var u uuid.UUID
+	ms := t.UnixMilli()
+	if ms < 0 {
+		ms = 0
+	}
+	if ms >= 1<<48 {
+		ms = 1<<48 - 1
+	}
+	for i := 0; i < 6; i++ {
+		u[i] = byte(ms >> (8 * (5 - i)))
+	}
+	return u
 }
 
 // eventTypeLike turns a type pattern ("*" any run) into a LIKE pattern with

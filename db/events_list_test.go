@@ -29,7 +29,9 @@ func TestEventsListAndPrune(t *testing.T) {
 			if i%2 == 1 {
 				who = b
 			}
-			e := model.NewEvent(ctx, types[i%len(types)], who, false, base.Add(time.Duration(i)*time.Hour))
+			at := base.Add(time.Duration(i) * time.Hour)
+			e := model.NewEvent(ctx, types[i%len(types)], who, false, at)
+			e.ID = v7At(t, at) // as if made then
 			made = append(made, e)
 		}
 		if err := store.RecordEvents(ctx, made...); err != nil {
@@ -104,4 +106,15 @@ func TestEventsListAndPrune(t *testing.T) {
 			t.Errorf("pruning again: %d, %v", n, err)
 		}
 	})
+}
+
+// v7At is a UUIDv7 of time at.
+func v7At(t *testing.T, at time.Time) uuid.UUID {
+	t.Helper()
+	u := uuid.Must(uuid.NewV7())
+	ms := at.UnixMilli()
+	for i := 0; i < 6; i++ {
+		u[i] = byte(ms >> (8 * (5 - i)))
+	}
+	return u
 }
