@@ -149,7 +149,7 @@ func TestSessionCacheListenerLoss(t *testing.T) {
 	ctx := context.Background()
 	var killed int
 	if err := sqldb.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = current_database() AND query LIKE 'LISTEN%'`).Scan(&killed); err != nil {
+		WHERE datname = current_database() AND query LIKE 'LISTEN%identityd_cache%'`).Scan(&killed); err != nil {
 		t.Fatal(err)
 	}
 	if killed != 1 {

@@ -66,7 +66,9 @@ func MatchEventType(pattern, typ string) bool {
 }
 
 // webhookTargets holds the configured webhooks (SetWebhooks).
-type webhookTargets struct{ v atomic.Pointer[[]WebhookTarget] }
+type webhookTargets struct {
+	v atomic.Pointer[[]WebhookTarget]
+}
 
 // SetWebhooks sets the webhooks every event written from now on is queued
 // for, in the event's own transaction.

@@ -115,9 +115,16 @@ func (s *Service) prepareCreate(ctx context.Context, in *model.CreateIdentityInp
 // prepareCreateAs is prepareCreate that holds a cleartext password to the
 // password policy when checkPolicy is set (self-service).
 func (s *Service) prepareCreateAs(ctx context.Context, in *model.CreateIdentityInput, checkPolicy bool) (*db.IdentityWrite, error) {
+	return s.prepareCreateWithID(ctx, in, checkPolicy, uuid.Must(uuid.NewV7()))
+}
+
+// prepareCreateWithID is prepareCreateAs for an id drawn by the caller: the
+// id is final before the write is prepared, since second factors are sealed
+// and hashed for it.
+func (s *Service) prepareCreateWithID(ctx context.Context, in *model.CreateIdentityInput, checkPolicy bool, id uuid.UUID) (*db.IdentityWrite, error) {
 	now := s.clock()
 	ident := &model.Identity{
-		ID:             uuid.Must(uuid.NewV7()),
+		ID:             id,
 		SchemaID:       deref(in.SchemaID),
 		State:          model.IdentityStateActive,
 		Traits:         in.Traits,

@@ -38,6 +38,13 @@ func (s *Service) Import(ctx context.Context, ins []*model.CreateIdentityInput) 
 
 	// Hashing plaintext passwords is the slow part; the hasher bounds how
 	// many run at once, so a few workers keep it busy.
+	// Ids are drawn in input order, before anything is prepared: they sort
+	// by creation, so listings keep the import's order, and second factors
+	// are sealed and hashed for the id the identity gets.
+	ids := make([]uuid.UUID, len(ins))
+	for i := range ids {
+		ids[i] = uuid.Must(uuid.NewV7())
+	}
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for range runtime.GOMAXPROCS(0) {
@@ -48,7 +55,7 @@ func (s *Service) Import(ctx context.Context, ins []*model.CreateIdentityInput) 
 						Message: "the item is null: give an identity (an object with at least the fields the schema requires)"}
 					continue
 				}
-				writes[i], results[i].Err = s.prepareCreateAs(ctx, ins[i], false)
+				writes[i], results[i].Err = s.prepareCreateWithID(ctx, ins[i], false, ids[i])
 			}
 		})
 	}
@@ -62,10 +69,6 @@ func (s *Service) Import(ctx context.Context, ins []*model.CreateIdentityInput) 
 	var at []int
 	for i, w := range writes {
 		if results[i].Err == nil {
-			// The workers drew ids in whatever order they ran; ids drawn
-			// again here, in input order, keep the import's order in
-			// listings (ids sort by creation).
-			w.Identity.ID = uuid.Must(uuid.NewV7())
 			if err := s.verifyNew(w, ins[i]); err != nil {
 				return nil, err
 			}
