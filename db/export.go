@@ -162,54 +162,8 @@ var errDryRun = errors.New("dry run: rolled back")
 func (db *DB) TryCreateIdentities(ctx context.Context, ws []*IdentityWrite) ([]Created, error) {
 	out := make([]Created, len(ws))
 	err := db.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		// As in CreateIdentities: the whole batch at once, item by item only
-		// when that fails.
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT import_batch"); err != nil {
+		if err := db.createEach(ctx, tx, ws, out, false); err != nil {
 			return err
-		}
-		rows, err := insertBulk(ctx, tx, ws)
-		if err == nil {
-			for i, r := range rows {
-				out[i].Identity = r.model()
-			}
-			return errDryRun
-		}
-		if !isUniqueViolation(err) {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT import_batch"); err != nil {
-			return err
-		}
-		for i, w := range ws {
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT import_item"); err != nil {
-				return err
-			}
-			rows, err := insertBulk(ctx, tx, []*IdentityWrite{w})
-			if err == nil {
-				if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT import_item"); err != nil {
-					return err
-				}
-				out[i].Identity = rows[0].model()
-				continue
-			}
-			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT import_item"); rerr != nil {
-				return rerr
-			}
-			if !isUniqueViolation(err) {
-				return err
-			}
-			taken, lerr := takenBy(ctx, tx, w)
-			if lerr != nil {
-				return lerr
-			}
-			if len(taken) == 0 {
-				out[i].Err = model.Errorf(model.CodeIdentifierTaken, "an identity with the same identifier exists already")
-			} else {
-				out[i].Err = taken
-			}
-			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT import_item"); err != nil {
-				return err
-			}
 		}
 		return errDryRun
 	})

@@ -780,68 +780,77 @@ type Created struct {
 func (db *DB) CreateIdentities(ctx context.Context, ws []*IdentityWrite) ([]Created, error) {
 	out := make([]Created, len(ws))
 	err := db.runInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		// The common case, every item fine, goes in one multi-row insert per
-		// table; only when that fails is each item tried on its own.
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT import_batch"); err != nil {
-			return err
-		}
-		rows, err := insertBulk(ctx, tx, ws)
-		if err == nil {
-			err = db.insertOutbox(ctx, tx, ws)
-		}
-		if err == nil {
-			for i, r := range rows {
-				out[i].Identity = r.model()
-			}
-			_, err = tx.ExecContext(ctx, "RELEASE SAVEPOINT import_batch")
-			return err
-		}
-		if !isUniqueViolation(err) {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT import_batch"); err != nil {
-			return err
-		}
-		for i, w := range ws {
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT import_item"); err != nil {
-				return err
-			}
-			rows, err := insertBulk(ctx, tx, []*IdentityWrite{w})
-			if err == nil {
-				if err := db.insertOutbox(ctx, tx, []*IdentityWrite{w}); err != nil {
-					return err
-				}
-				if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT import_item"); err != nil {
-					return err
-				}
-				out[i].Identity = rows[0].model()
-				continue
-			}
-			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT import_item"); rerr != nil {
-				return rerr
-			}
-			if !isUniqueViolation(err) {
-				return err
-			}
-			taken, lerr := takenBy(ctx, tx, w)
-			if lerr != nil {
-				return lerr
-			}
-			if len(taken) == 0 {
-				out[i].Err = model.Errorf(model.CodeIdentifierTaken, "an identity with the same identifier exists already")
-			} else {
-				out[i].Err = taken
-			}
-			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT import_item"); err != nil {
-				return err
-			}
-		}
-		return nil
+		return db.createEach(ctx, tx, ws, out, true)
 	})
 	if err != nil {
 		return nil, wrap(err)
 	}
 	return out, nil
+}
+
+// createEach writes ws inside tx, each item inside a savepoint of its own,
+// and sets out's items: the whole batch in one multi-row insert per table
+// first (the common case, every item fine), item by item only when that
+// fails with a taken identifier. With outbox, each item's codes, messages
+// and events are written with it (a dry run leaves them out).
+func (db *DB) createEach(ctx context.Context, tx bun.Tx, ws []*IdentityWrite, out []Created, outbox bool) error {
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT import_batch"); err != nil {
+		return err
+	}
+	rows, err := insertBulk(ctx, tx, ws)
+	if err == nil && outbox {
+		err = db.insertOutbox(ctx, tx, ws)
+	}
+	if err == nil {
+		for i, r := range rows {
+			out[i].Identity = r.model()
+		}
+		_, err = tx.ExecContext(ctx, "RELEASE SAVEPOINT import_batch")
+		return err
+	}
+	if !isUniqueViolation(err) {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT import_batch"); err != nil {
+		return err
+	}
+	for i, w := range ws {
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT import_item"); err != nil {
+			return err
+		}
+		rows, err := insertBulk(ctx, tx, []*IdentityWrite{w})
+		if err == nil {
+			if outbox {
+				if err := db.insertOutbox(ctx, tx, []*IdentityWrite{w}); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT import_item"); err != nil {
+				return err
+			}
+			out[i].Identity = rows[0].model()
+			continue
+		}
+		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT import_item"); rerr != nil {
+			return rerr
+		}
+		if !isUniqueViolation(err) {
+			return err
+		}
+		taken, lerr := takenBy(ctx, tx, w)
+		if lerr != nil {
+			return lerr
+		}
+		if len(taken) == 0 {
+			out[i].Err = model.Errorf(model.CodeIdentifierTaken, "an identity with the same identifier exists already")
+		} else {
+			out[i].Err = taken
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT import_item"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // insertOutbox stores the codes, messages and events of ws inside the
