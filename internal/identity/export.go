@@ -399,35 +399,15 @@ func kratosJSON(j json.RawMessage) model.JSON {
 // batch is stored with db.CopyIdentities, which on PostgreSQL sends it with
 // COPY and otherwise (or when an item collides) is CreateIdentities. Ids are
 // drawn as the items are prepared, so second-factor secrets are sealed and
-// keyed for the id the identity keeps (Import draws them again afterwards,
-// in input order). Identities therefore list in the order they were
-// prepared: about the input order within a batch, interleaved between
-// batches imported at once.
+// keyed for the id the identity keeps; ids are drawn in input order, so
+// identities list in the order of the input within a batch (interleaved
+// between batches imported at once).
 func (s *Service) ImportBulk(ctx context.Context, ins []*model.CreateIdentityInput) ([]ImportResult, error) {
 	if len(ins) > MaxImport {
 		return nil, model.Errorf(model.CodeBadUserInput, "at most %d identities can be imported per call, got %d", MaxImport, len(ins))
 	}
 	results, writes := s.prepareImport(ctx, ins, false)
-	var batch []*db.IdentityWrite
-	var at []int
-	for i, w := range writes {
-		if results[i].Err == nil {
-			if err := s.verifyNew(w, ins[i]); err != nil {
-				return nil, err
-			}
-			s.addEvent(ctx, w, model.EventIdentityImported, false)
-			batch = append(batch, w)
-			at = append(at, i)
-		}
-	}
-	created, err := s.store.CopyIdentities(ctx, batch)
-	if err != nil {
-		return nil, err
-	}
-	for k, c := range created {
-		results[at[k]] = ImportResult{Identity: c.Identity, Err: c.Err}
-	}
-	return results, nil
+	return s.writeImport(ctx, ins, results, writes, s.store.CopyIdentities)
 }
 
 // prepareImport prepares every item of an import at once, a few at a time
@@ -436,6 +416,13 @@ func (s *Service) ImportBulk(ctx context.Context, ins []*model.CreateIdentityInp
 func (s *Service) prepareImport(ctx context.Context, ins []*model.CreateIdentityInput, dryRun bool) ([]ImportResult, []*db.IdentityWrite) {
 	results := make([]ImportResult, len(ins))
 	writes := make([]*db.IdentityWrite, len(ins))
+	// Ids are drawn in input order, before anything is prepared: they sort
+	// by creation, so listings keep the import's order, and second factors
+	// are sealed and hashed for the id the identity gets.
+	ids := make([]uuid.UUID, len(ins))
+	for i := range ids {
+		ids[i] = uuid.Must(uuid.NewV7())
+	}
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for range runtime.GOMAXPROCS(0) {
@@ -443,13 +430,14 @@ func (s *Service) prepareImport(ctx context.Context, ins []*model.CreateIdentity
 			for i := range next {
 				in := ins[i]
 				if in == nil {
-					results[i].Err = &model.Error{Code: model.CodeValidationFailed, Message: "the item is null: give an identity"}
+					results[i].Err = &model.Error{Code: model.CodeValidationFailed,
+						Message: "the item is null: give an identity (an object with at least the fields the schema requires)"}
 					continue
 				}
 				if dryRun {
 					in = dryRunInput(in)
 				}
-				writes[i], results[i].Err = s.prepareCreate(ctx, in)
+				writes[i], results[i].Err = s.prepareCreateWithID(ctx, in, false, ids[i])
 			}
 		})
 	}

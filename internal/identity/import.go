@@ -3,12 +3,8 @@ package identity
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"slices"
-	"sync"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/identityd/identityd/db"
 	"github.com/identityd/identityd/model"
@@ -33,38 +29,15 @@ func (s *Service) Import(ctx context.Context, ins []*model.CreateIdentityInput) 
 	if len(ins) > MaxImport {
 		return nil, model.Errorf(model.CodeBadUserInput, "at most %d identities can be imported per call, got %d", MaxImport, len(ins))
 	}
-	results := make([]ImportResult, len(ins))
-	writes := make([]*db.IdentityWrite, len(ins))
+	results, writes := s.prepareImport(ctx, ins, false)
+	return s.writeImport(ctx, ins, results, writes, s.store.CreateIdentities)
+}
 
-	// Hashing plaintext passwords is the slow part; the hasher bounds how
-	// many run at once, so a few workers keep it busy.
-	// Ids are drawn in input order, before anything is prepared: they sort
-	// by creation, so listings keep the import's order, and second factors
-	// are sealed and hashed for the id the identity gets.
-	ids := make([]uuid.UUID, len(ins))
-	for i := range ids {
-		ids[i] = uuid.Must(uuid.NewV7())
-	}
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for i := range next {
-				if ins[i] == nil {
-					results[i].Err = &model.Error{Code: model.CodeValidationFailed,
-						Message: "the item is null: give an identity (an object with at least the fields the schema requires)"}
-					continue
-				}
-				writes[i], results[i].Err = s.prepareCreateWithID(ctx, ins[i], false, ids[i])
-			}
-		})
-	}
-	for i := range ins {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-
+// writeImport writes the prepared items of an import that passed their
+// checks with write, each with its verification codes (when asked) and its
+// identity.imported event, and fills results.
+func (s *Service) writeImport(ctx context.Context, ins []*model.CreateIdentityInput, results []ImportResult, writes []*db.IdentityWrite,
+	write func(context.Context, []*db.IdentityWrite) ([]db.Created, error)) ([]ImportResult, error) {
 	var batch []*db.IdentityWrite
 	var at []int
 	for i, w := range writes {
@@ -77,7 +50,7 @@ func (s *Service) Import(ctx context.Context, ins []*model.CreateIdentityInput) 
 			at = append(at, i)
 		}
 	}
-	created, err := s.store.CreateIdentities(ctx, batch)
+	created, err := write(ctx, batch)
 	if err != nil {
 		return nil, err
 	}
