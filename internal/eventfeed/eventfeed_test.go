@@ -109,9 +109,15 @@ func TestBrokerDeliversFiltersAndUnsubscribes(t *testing.T) {
 		e3 := record(t, store, "login.failed", uuid.Nil)
 		e4 := record(t, store, "session.revoked", alice)
 
+		// On PostgreSQL an event is announced after its commit by a
+		// background notifier, so one committed just before the broker
+		// started may still be heard: it may come first, and is not
+		// counted.
 		var got []uuid.UUID
-		for range 4 {
-			got = append(got, next(t, all).ID)
+		for len(got) < 4 {
+			if e := next(t, all); e.ID != before.ID {
+				got = append(got, e.ID)
+			}
 		}
 		if want := []uuid.UUID{e1.ID, e2.ID, e3.ID, e4.ID}; fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("all: got %v, want %v (not %v, made before subscribing)", got, want, before.ID)

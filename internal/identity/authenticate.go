@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/google/uuid"
 
@@ -63,8 +64,16 @@ func (s *Service) loginFailed(ctx context.Context, id uuid.UUID, identifier, rea
 		norm = forms[len(forms)-1]
 	}
 	if len(norm) > 256 {
-		norm = strings.ToValidUTF8(norm[:256], "")
+		norm = norm[:256]
 	}
+	// What was typed may hold anything: control characters (NUL, which
+	// PostgreSQL's JSONB refuses) become U+FFFD, broken UTF-8 is dropped.
+	norm = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return unicode.ReplacementChar
+		}
+		return r
+	}, strings.ToValidUTF8(norm, ""))
 	e := model.NewEvent(ctx, model.EventLoginFailed, id, false, s.clock())
 	e.Data = eventData(map[string]any{"identifier": norm, "reason": reason})
 	if err := s.store.RecordEvents(ctx, e); err != nil {
