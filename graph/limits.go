@@ -200,7 +200,11 @@ func (l *docLimits) measure(ctx context.Context, query string, lim callerLimits)
 	if n := len(doc.Fragments); n > l.limits.MaxFragments {
 		return nil, limitError(codeTooComplex, "the query defines %s fragments, more than graphql.limits.max_fragments (%d)", num(n), l.limits.MaxFragments)
 	}
-	w := &docWalker{limits: &l.limits, budget: b, frags: make(map[string]*fragState, len(doc.Fragments))}
+	// The lexer and the parser are linear in the tokens, which are bounded
+	// already: the walk, whose cost can grow faster, gets the whole budget,
+	// so that a document past a count limit is refused for that limit
+	// however slowly a loaded machine parsed it.
+	w := &docWalker{limits: &l.limits, budget: newBudget(ctx, l.limits.CPUBudget), frags: make(map[string]*fragState, len(doc.Fragments))}
 	for _, f := range doc.Fragments {
 		if w.frags[f.Name] != nil {
 			// gqlparser would report it too, after validating both.
