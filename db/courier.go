@@ -282,22 +282,7 @@ func filterMessages(q *bun.SelectQuery, f CourierMessageFilter) *bun.SelectQuery
 // the newest), and whether more follow.
 func (db *DB) ListMessages(ctx context.Context, f CourierMessageFilter, after uuid.UUID, limit int) ([]*model.CourierMessage, bool, error) {
 	var rows []*messageRow
-	q := filterMessages(db.bun.NewSelect().Model(&rows), f).OrderExpr("id DESC").Limit(int64(limit) + 1)
-	if after != uuid.Nil {
-		q = q.Where("id < ?", after)
-	}
-	if err := q.Scan(ctx); err != nil {
-		return nil, false, wrap(fmt.Errorf("list courier messages: %w", err))
-	}
-	more := len(rows) > limit
-	if more {
-		rows = rows[:limit]
-	}
-	out := make([]*model.CourierMessage, len(rows))
-	for i, r := range rows {
-		out[i] = r.model()
-	}
-	return out, more, nil
+	return newestPage(ctx, filterMessages(db.bun.NewSelect().Model(&rows), f), &rows, after, limit, "courier messages", (*messageRow).model)
 }
 
 // CountMessages counts the messages f matches, reading at most limit.

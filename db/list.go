@@ -124,3 +124,28 @@ func (db *DB) countUpTo(ctx context.Context, q *bun.SelectQuery, limit int) (int
 	}
 	return n, nil
 }
+
+// newestPage runs q, a filtered select into rows, for up to limit rows
+// newest first (by id, a UUIDv7: creation order) after the keyset cursor
+// after (uuid.Nil: from the newest), and returns them as models and whether
+// more follow. A row made meanwhile sorts before every cursor, so it never
+// shifts a page another client is walking.
+func newestPage[R any, M any](ctx context.Context, q *bun.SelectQuery, rows *[]R, after uuid.UUID, limit int, what string, toModel func(R) M) ([]M, bool, error) {
+	q = q.OrderExpr("id DESC").Limit(int64(limit) + 1)
+	if after != uuid.Nil {
+		q = q.Where("id < ?", after)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, false, wrap(fmt.Errorf("list %s: %w", what, err))
+	}
+	page := *rows
+	more := len(page) > limit
+	if more {
+		page = page[:limit]
+	}
+	out := make([]M, len(page))
+	for i, r := range page {
+		out[i] = toModel(r)
+	}
+	return out, more, nil
+}

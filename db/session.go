@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -360,22 +359,7 @@ func (db *DB) Session(ctx context.Context, id uuid.UUID) (*model.Session, error)
 // so it never shifts a page another client is walking.
 func (db *DB) ListSessions(ctx context.Context, f SessionFilter, after uuid.UUID, limit int) ([]*model.Session, bool, error) {
 	var rows []*sessionRow
-	q := filterSessions(db.bun.NewSelect().Model(&rows), f).OrderExpr("id DESC").Limit(int64(limit) + 1)
-	if after != uuid.Nil {
-		q = q.Where("id < ?", after)
-	}
-	if err := q.Scan(ctx); err != nil {
-		return nil, false, wrap(fmt.Errorf("list sessions: %w", err))
-	}
-	more := len(rows) > limit
-	if more {
-		rows = rows[:limit]
-	}
-	out := make([]*model.Session, len(rows))
-	for i, r := range rows {
-		out[i] = r.model()
-	}
-	return out, more, nil
+	return newestPage(ctx, filterSessions(db.bun.NewSelect().Model(&rows), f), &rows, after, limit, "sessions", (*sessionRow).model)
 }
 
 // CountSessions counts the sessions f matches, reading at most limit of

@@ -221,22 +221,7 @@ func filterDeliveries(q *bun.SelectQuery, f WebhookDeliveryFilter) *bun.SelectQu
 // from the newest), and whether more follow.
 func (db *DB) ListDeliveries(ctx context.Context, f WebhookDeliveryFilter, after uuid.UUID, limit int) ([]*model.WebhookDelivery, bool, error) {
 	var rows []*deliveryRow
-	q := filterDeliveries(db.bun.NewSelect().Model(&rows), f).OrderExpr("id DESC").Limit(int64(limit) + 1)
-	if after != uuid.Nil {
-		q = q.Where("id < ?", after)
-	}
-	if err := q.Scan(ctx); err != nil {
-		return nil, false, wrap(fmt.Errorf("list webhook deliveries: %w", err))
-	}
-	more := len(rows) > limit
-	if more {
-		rows = rows[:limit]
-	}
-	out := make([]*model.WebhookDelivery, len(rows))
-	for i, r := range rows {
-		out[i] = r.model()
-	}
-	return out, more, nil
+	return newestPage(ctx, filterDeliveries(db.bun.NewSelect().Model(&rows), f), &rows, after, limit, "webhook deliveries", (*deliveryRow).model)
 }
 
 // DeliveriesBefore tells whether f matches a delivery at or before the
